@@ -1,0 +1,65 @@
+"""The gateway's aiohttp application: the page, `/ws/transcribe`, `/healthz`; Redis in app state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from services.gateway.live import LiveSession
+from shared.service import HEARTBEAT_PREFIX
+from shared.settings import GatewaySettings
+from shared.streams import REDIS_DOWN, connect
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+SETTINGS = web.AppKey("settings", GatewaySettings)
+REDIS = web.AppKey("redis", aioredis.Redis)
+REQUIRED = ("vad", "transcriber", "alerts")
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[REDIS] = connect(app[SETTINGS])
+    yield
+    await app[REDIS].aclose()
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """200 with the live workers per service when Redis answers; `ready` once every service is up."""
+    r = request.app[REDIS]
+    try:
+        await r.ping()
+        workers: dict[str, int] = {}
+        async for key in r.scan_iter(match=f"{HEARTBEAT_PREFIX}*", count=100):
+            service = key.decode().split(":")[1]
+            workers[service] = workers.get(service, 0) + 1
+    except REDIS_DOWN as e:
+        return web.json_response({"status": "redis unreachable", "error": repr(e)}, status=503)
+    ready = all(workers.get(s) for s in REQUIRED)
+    return web.json_response({"status": "ok", "ready": ready, "workers": workers})
+
+
+async def transcribe_ws(request: web.Request) -> web.WebSocketResponse:
+    s = request.app[SETTINGS]
+    ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes, heartbeat=20.0)
+    await ws.prepare(request)
+    await LiveSession(ws, request.app[REDIS], s).serve()
+    return ws
+
+
+def make_app(settings: GatewaySettings | None = None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings or GatewaySettings()
+    app.cleanup_ctx.append(redis_ctx)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/ws/transcribe", transcribe_ws)
+    app.router.add_static("/static/", STATIC)
+    return app

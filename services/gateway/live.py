@@ -1,0 +1,194 @@
+"""One live WebSocket session: the protocol of DESIGN.md between a browser and the Redis streams.
+
+Incoming audio goes to `audio:{sid}` in order; the session's `events:{sid}` stream is relayed back
+(client-facing events only). After `stop` the session ends once the VAD has said how many utterances
+there were and the alerts worker has scanned every one of them, so every transcript and alert is out.
+All frames to the client go through one bounded queue and one sender task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+
+import redis.asyncio as aioredis
+from aiohttp import WSMsgType, web
+from pydantic import ValidationError
+
+from shared.messages import (
+    CLIENT_EVENTS,
+    AudioChunk,
+    AudioStop,
+    EndEvent,
+    ErrorEvent,
+    Msg,
+    Scanned,
+    SessionConfig,
+    SessionEvent,
+    SessionOpened,
+    StartMessage,
+    StopMessage,
+    VadDone,
+    client_message,
+    from_fields,
+    to_client_json,
+)
+from shared.settings import GatewaySettings
+from shared.streams import REDIS_DOWN, xadd
+
+log = logging.getLogger(__name__)
+SEND_QUEUE = 1000
+
+
+class LiveSession:
+    def __init__(self, ws: web.WebSocketResponse, r: aioredis.Redis, settings: GatewaySettings) -> None:
+        self.ws, self.r, self.s = ws, r, settings
+        self.sid: str | None = None
+        self.seq = 0
+        self.stopped = False
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
+        self.finished = asyncio.Event()
+        self.tasks: list[asyncio.Task] = []
+
+    async def serve(self) -> None:
+        self.tasks.append(asyncio.create_task(self.sender()))
+        try:
+            async for frame in self.ws:
+                if frame.type == WSMsgType.BINARY:
+                    await self.on_audio(frame.data)
+                elif frame.type == WSMsgType.TEXT:
+                    await self.on_text(frame.data)
+                elif frame.type == WSMsgType.ERROR:
+                    log.warning("sid=%s websocket error: %s", self.sid, self.ws.exception())
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.sid and not self.stopped:
+            # The client went away without stop: finish the session so its transcript is complete.
+            self.stopped = True
+            await xadd(self.r, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
+            log.info("sid=%s client disconnected before stop", self.sid)
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def send(self, msg: Msg) -> None:
+        try:
+            self.outbox.put_nowait(to_client_json(msg))
+        except asyncio.QueueFull:
+            log.warning("sid=%s client too slow, send queue full; closing", self.sid)
+            self.outbox = asyncio.Queue(1)
+            self.outbox.put_nowait(None)
+
+    def error(self, code: str, message: str) -> None:
+        log.info("sid=%s error code=%s %s", self.sid, code, message)
+        self.send(ErrorEvent(code=code, message=message))
+
+    async def sender(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            if text is None or self.ws.closed:
+                await self.ws.close()
+                return
+            await self.ws.send_str(text)
+
+    async def open(self, start: StartMessage) -> None:
+        self.sid = secrets.token_urlsafe(18)
+        config = SessionConfig(
+            language=start.language or None,
+            prompt=start.prompt,
+            keywords=[k.strip() for k in start.keywords if k.strip()],
+            timezone=start.timezone,
+            started_at=time.time(),
+        )
+        self.send(SessionEvent(session=self.sid))
+        await xadd(
+            self.r, self.s.sessions_stream, SessionOpened(sid=self.sid, config=config), self.s.stream_maxlen
+        )
+        self.tasks.append(asyncio.create_task(self.relay(self.sid)))
+        log.info("sid=%s opened language=%s keywords=%d", self.sid, config.language, len(config.keywords))
+
+    async def on_audio(self, data: bytes) -> None:
+        if self.stopped:
+            return self.error("audio_after_stop", "audio received after stop; it was ignored")
+        if len(data) % 2:
+            return self.error("odd_frame", f"binary frame of {len(data)} bytes: PCM16 needs an even length")
+        if self.sid is None:
+            await self.open(StartMessage())
+        assert self.sid is not None
+        if data:
+            await xadd(
+                self.r, self.s.audio_key(self.sid), AudioChunk(seq=self.seq, pcm=data), self.s.stream_maxlen
+            )
+            self.seq += 1
+
+    async def on_text(self, data: str) -> None:
+        try:
+            raw = json.loads(data)
+        except json.JSONDecodeError as e:
+            return self.error("bad_json", f"text frame is not JSON: {e.msg}")
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        if kind not in ("start", "stop"):
+            return self.error("unknown_type", f"unknown message type {kind!r}: expected 'start' or 'stop'")
+        try:
+            msg = client_message.validate_python(raw)
+        except ValidationError as e:
+            return self.error("bad_message", f"invalid {kind} message: {e.errors()[0]['msg']}")
+        if isinstance(msg, StartMessage):
+            if self.sid is not None:
+                return self.error("already_started", "start must be the first message of a session")
+            await self.open(msg)
+        elif isinstance(msg, StopMessage):
+            await self.on_stop()
+
+    async def on_stop(self) -> None:
+        if self.stopped:
+            return self.error("already_stopped", "stop was already received")
+        if self.sid is None:
+            await self.open(StartMessage())
+        assert self.sid is not None
+        self.stopped = True
+        await xadd(self.r, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
+        log.info("sid=%s stop received frames=%d", self.sid, self.seq)
+        self.tasks.append(asyncio.create_task(self.finish_after_stop()))
+
+    async def finish_after_stop(self) -> None:
+        try:
+            await asyncio.wait_for(self.finished.wait(), self.s.end_timeout_s)
+        except TimeoutError:
+            self.error("timeout", f"pending work not finished within {self.s.end_timeout_s:.0f}s")
+        self.send(EndEvent())
+        self.outbox.put_nowait(None)
+        log.info("sid=%s end sent", self.sid)
+
+    async def relay(self, sid: str) -> None:
+        """Forward the session's events; note when every utterance has been transcribed and scanned."""
+        key, last = self.s.events_key(sid), "0-0"
+        expected: int | None = None
+        scanned: set[int] = set()
+        delay = 0.2
+        while True:
+            try:
+                resp = await self.r.xread({key: last}, count=100, block=self.s.block_ms)
+                delay = 0.2
+            except REDIS_DOWN as e:
+                log.warning("sid=%s relay lost redis error=%r retry_in=%.1fs", sid, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.s.retry_max_s)
+                continue
+            for _, entries in resp or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    msg = from_fields(fields)
+                    if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
+                        self.send(msg)
+                    elif isinstance(msg, VadDone):
+                        expected = msg.segments
+                    elif isinstance(msg, Scanned):
+                        scanned.add(msg.segment)
+            if expected is not None and scanned >= set(range(expected)):
+                self.finished.set()

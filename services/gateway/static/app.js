@@ -1,0 +1,403 @@
+// ClassRec student page: wires the setup form, the microphone, the WebSocket and the views.
+//
+// Modules: capture.js (mic -> 16 kHz PCM16 frames, via pcm-worklet.js), connection.js (the
+// /ws/transcribe protocol, reconnect + resume, offline buffering), transcript.js, alerts.js
+// (panel, notifications, beep), notices.js, settings.js, util.js.
+//
+// A "recording" (the `rec` object) lives from a Start click to its `end`; phases:
+//   starting (waiting for the microphone) -> live (maybe paused) -> finishing (stop sent,
+//   waiting for "end") -> ended.
+
+import { AlertsView, Beeper, Notifier, alertTitle, categoryLabel } from "./alerts.js";
+import { MicCapture } from "./capture.js";
+import { TranscribeConnection, transcribeUrl } from "./connection.js";
+import { Notices } from "./notices.js";
+import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
+import { TranscriptView } from "./transcript.js";
+import { downloadText, formatClock } from "./util.js";
+
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  form: $("setup"),
+  fields: $("setup-fields"),
+  start: $("start"),
+  pause: $("pause"),
+  stop: $("stop"),
+  status: $("status"),
+  sessionId: $("session-id"),
+  elapsed: $("elapsed"),
+  level: $("level"),
+  levelFill: $("level-fill"),
+  micLabel: $("mic-label"),
+  transcript: $("transcript"),
+  jump: $("jump-live"),
+  alerts: $("alerts"),
+  alertCount: $("alert-count"),
+  notices: $("notices"),
+  download: $("download"),
+};
+
+const transcript = new TranscriptView(ui.transcript, { jumpButton: ui.jump });
+const alerts = new AlertsView(ui.alerts, { countEl: ui.alertCount });
+const notices = new Notices(ui.notices);
+const notifier = new Notifier();
+const beeper = new Beeper();
+
+/** The current recording, or null before the first Start. */
+let rec = null;
+
+// --- elapsed time (recorded time: pauses excluded) ------------------------------------------------
+
+class Stopwatch {
+  constructor() {
+    this.total = 0;
+    this.since = null;
+  }
+  run() {
+    if (this.since === null) this.since = performance.now();
+  }
+  hold() {
+    if (this.since !== null) this.total += performance.now() - this.since;
+    this.since = null;
+  }
+  get seconds() {
+    return (this.total + (this.since === null ? 0 : performance.now() - this.since)) / 1000;
+  }
+}
+
+setInterval(() => {
+  if (rec) ui.elapsed.textContent = formatClock(rec.clock.seconds);
+}, 250);
+
+// --- Start / Pause / Stop ---------------------------------------------------------------------
+
+ui.start.addEventListener("click", onStart);
+ui.pause.addEventListener("click", onPause);
+ui.stop.addEventListener("click", onStop);
+
+function onStart() {
+  if (rec && rec.phase !== "ended") return;
+  const settings = readSettings(ui.form);
+  const capture = new MicCapture({
+    echoCancellation: settings.echoCancellation,
+    noiseSuppression: settings.noiseSuppression,
+  });
+  // getUserMedia runs synchronously inside begin(): nothing may be awaited before this line.
+  const ready = capture.begin();
+  notifier.requestPermission(); // not awaited
+  beeper.unlock(); // so the alert beep may play later, even in a background tab
+
+  saveSettings(settings);
+  transcript.clear();
+  alerts.clear();
+  notices.clear();
+  ui.sessionId.textContent = "";
+  ui.micLabel.textContent = "";
+
+  const r = {
+    phase: "starting",
+    paused: false,
+    settings,
+    capture,
+    conn: null,
+    clock: new Stopwatch(),
+    sentSeconds: 0,
+  };
+  rec = r;
+  render();
+  ready.then(
+    () => onMicReady(r),
+    (err) => onMicFailed(r, err),
+  );
+}
+
+function onMicReady(r) {
+  if (rec !== r || r.phase !== "starting") return;
+  ui.micLabel.textContent = r.capture.label;
+  r.capture.addEventListener("frame", (e) => {
+    if (r.paused || !r.conn || r.phase === "ended") return;
+    r.conn.sendAudio(e.detail.pcm);
+    r.sentSeconds += e.detail.samples / 16000;
+  });
+  r.capture.addEventListener("level", (e) => showLevel(r.paused ? 0 : e.detail.level));
+  r.capture.addEventListener("ended", () => {
+    notices.show("The microphone stopped (unplugged or permission revoked). Finishing the transcript.", {
+      kind: "warning",
+      code: "mic_ended",
+    });
+    onStop();
+  });
+
+  const conn = new TranscribeConnection({ url: transcribeUrl(), start: startMessage(r.settings) });
+  r.conn = conn;
+  conn.addEventListener("state", () => onConnectionState(r));
+  conn.addEventListener("session", (e) => onSession(r, e.detail));
+  conn.addEventListener("transcript", (e) => onTranscript(e.detail));
+  conn.addEventListener("alert", (e) => onAlert(r, e.detail));
+  conn.addEventListener("error", (e) => notices.show(e.detail.message || "Server error", { code: e.detail.code || "error" }));
+  conn.addEventListener("end", () => onEnd(r));
+  conn.addEventListener("notice", (e) => notices.show(e.detail.message, { kind: "warning", code: e.detail.code }));
+  conn.open();
+
+  r.phase = "live";
+  r.clock.run();
+  wakeLock.acquire();
+  render();
+}
+
+function onMicFailed(r, err) {
+  if (rec !== r) return;
+  if (r.phase === "starting" || r.phase === "live") {
+    notices.show(err && err.message ? err.message : String(err), { code: "microphone" });
+  }
+  r.phase = "ended";
+  render();
+}
+
+function onPause() {
+  const r = rec;
+  if (!r || r.phase !== "live") return;
+  r.paused = !r.paused;
+  if (r.paused) {
+    r.clock.hold();
+    showLevel(0);
+  } else {
+    r.clock.run();
+  }
+  render();
+}
+
+async function onStop() {
+  const r = rec;
+  if (!r) return;
+  if (r.phase === "starting") {
+    r.phase = "ended";
+    r.capture.stop();
+    render();
+    return;
+  }
+  if (r.phase !== "live") return;
+  r.phase = "finishing";
+  r.paused = false;
+  r.clock.hold();
+  render();
+  await r.capture.stop(); // the worklet's last partial frame is sent before "stop"
+  showLevel(0);
+  wakeLock.release();
+  if (r.conn) r.conn.stop();
+  render();
+}
+
+function onEnd(r) {
+  if (rec !== r) return;
+  finish(r);
+}
+
+/** Ends a recording for good (after "end", or when the connection gave up). */
+function finish(r) {
+  if (r.phase === "ended") return;
+  r.phase = "ended";
+  r.clock.hold();
+  r.capture.stop();
+  showLevel(0);
+  wakeLock.release();
+  render();
+}
+
+// --- server messages --------------------------------------------------------------------------
+
+function onConnectionState(r) {
+  if (rec !== r) return;
+  if (r.conn.state === "failed") {
+    notices.show(
+      r.phase === "finishing"
+        ? "The connection ended before the server confirmed the end; the last sentences may be missing."
+        : "Lost the connection to the server. Press Start to begin a new recording.",
+      { code: "disconnected" },
+    );
+    r.failed = true;
+    finish(r);
+  }
+  render();
+}
+
+function onSession(r, msg) {
+  ui.sessionId.textContent = msg.session;
+  if (msg.previous && !msg.resumed) {
+    transcript.beginPart(`New session ${msg.session}`);
+    notices.show("The server could not resume the previous session; a new one was started.", {
+      kind: "warning",
+      code: "resume_failed",
+    });
+  }
+}
+
+function onTranscript(msg) {
+  const el = transcript.update(msg);
+  if (el) {
+    const alert = alerts.alerts.find((a) => a.part === transcript.part && Number(a.segment) === Number(msg.segment));
+    if (alert) transcript.markAlert(alert.segment, alert.part, alert.category);
+  }
+  ui.download.disabled = transcript.size === 0;
+}
+
+function onAlert(r, msg) {
+  const part = transcript.part;
+  const el = alerts.add(msg, part);
+  if (!el) return; // duplicate (replayed after a resume)
+  transcript.markAlert(msg.segment, part, msg.category);
+  beeper.beep();
+  notifier.notify(msg, {
+    course: r.settings.course,
+    tag: `classrec-${r.conn && r.conn.sessionId}-${msg.segment}-${msg.category}`,
+    onClick: () => transcript.reveal(Number(msg.segment), part),
+  });
+  if (document.hidden) {
+    unseenAlerts += 1;
+    lastAlertTitle = `${categoryLabel(msg.category)}: ${alertTitle(msg)}`;
+  }
+  render();
+}
+
+alerts.addEventListener("select", (e) => {
+  if (!transcript.reveal(e.detail.segment, e.detail.part)) {
+    notices.show("That sentence is not in the transcript yet.", { kind: "info", timeout: 3000 });
+  }
+});
+
+// --- rendering --------------------------------------------------------------------------------
+
+const STATUS_TEXT = {
+  idle: "idle",
+  starting: "waiting for microphone…",
+  connecting: "connecting…",
+  reconnecting: "reconnecting…",
+  live: "live",
+  paused: "paused",
+  finishing: "finishing…",
+  ended: "ended",
+  disconnected: "disconnected",
+};
+
+function statusKey() {
+  const r = rec;
+  if (!r) return "idle";
+  if (r.phase === "starting") return "starting";
+  if (r.phase === "ended") return r.failed ? "disconnected" : "ended";
+  const cs = r.conn ? r.conn.state : "connecting";
+  if (cs === "connecting" || cs === "idle") return "connecting";
+  if (cs === "reconnecting") return "reconnecting";
+  if (cs === "failed") return "disconnected";
+  if (r.phase === "finishing") return "finishing";
+  return r.paused ? "paused" : "live";
+}
+
+let unseenAlerts = 0;
+let lastAlertTitle = "";
+
+function render() {
+  const r = rec;
+  const phase = r ? r.phase : "idle";
+  const key = statusKey();
+  let text = STATUS_TEXT[key];
+  if (key === "reconnecting" && r && r.conn && r.conn.bufferedSeconds >= 1) {
+    text += ` (${Math.round(r.conn.bufferedSeconds)} s buffered)`;
+  }
+  ui.status.textContent = text;
+  ui.status.dataset.state = key;
+  document.body.dataset.phase = phase;
+
+  const busy = phase === "starting" || phase === "live" || phase === "finishing";
+  ui.start.disabled = busy;
+  ui.start.textContent = r && phase === "ended" ? "Start new" : "Start";
+  ui.pause.disabled = phase !== "live";
+  ui.pause.textContent = r && r.paused ? "Resume" : "Pause";
+  ui.pause.setAttribute("aria-pressed", r && r.paused ? "true" : "false");
+  ui.stop.disabled = !(phase === "starting" || phase === "live");
+  ui.fields.disabled = busy;
+  ui.level.classList.toggle("muted", !r || r.paused || phase !== "live");
+  ui.download.disabled = transcript.size === 0;
+
+  const live = key === "live" ? "● " : "";
+  const badge = unseenAlerts > 0 ? `(${unseenAlerts}) ${lastAlertTitle} — ` : "";
+  document.title = `${badge}${live}ClassRec`;
+}
+
+let lastLevel = -1;
+function showLevel(level) {
+  const pct = Math.round(level * 100);
+  if (pct === lastLevel) return;
+  lastLevel = pct;
+  ui.levelFill.style.transform = `scaleX(${level})`;
+  ui.level.setAttribute("aria-valuenow", String(pct));
+}
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) {
+    unseenAlerts = 0;
+    render();
+    if (rec && rec.phase === "live") wakeLock.acquire();
+  }
+});
+
+window.addEventListener("beforeunload", (event) => {
+  if (rec && (rec.phase === "live" || rec.phase === "finishing")) {
+    event.preventDefault();
+    event.returnValue = "";
+  }
+});
+
+// --- keep the phone's screen on while recording (where supported) ------------------------------
+
+const wakeLock = {
+  sentinel: null,
+  async acquire() {
+    if (!("wakeLock" in navigator) || this.sentinel || document.hidden) return;
+    try {
+      this.sentinel = await navigator.wakeLock.request("screen");
+      this.sentinel.addEventListener("release", () => {
+        this.sentinel = null;
+      });
+    } catch {
+      this.sentinel = null;
+    }
+  },
+  release() {
+    if (this.sentinel) this.sentinel.release().catch(() => {});
+    this.sentinel = null;
+  },
+};
+
+// --- download ---------------------------------------------------------------------------------
+
+ui.download.addEventListener("click", () => {
+  const course = rec ? rec.settings.course : "";
+  const now = new Date();
+  const stamp = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}-${String(now.getDate()).padStart(2, "0")}`;
+  const slug = (course || "lecture").toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "") || "lecture";
+  const header = [course || "Lecture", stamp, rec && rec.conn && rec.conn.sessionId ? `session ${rec.conn.sessionId}` : ""]
+    .filter(Boolean)
+    .join(" — ");
+  const alertLines = alerts.alerts.map(
+    (a) => `* ${categoryLabel(a.category)}: ${alertTitle(a)}${a.date ? ` (${a.date}${a.time ? ` ${a.time}` : ""})` : ""} [${formatClock(a.start)}] “${a.text}”`,
+  );
+  const body = [header, "", ...(alertLines.length ? ["Alerts:", ...alertLines, ""] : []), "Transcript:", transcript.toText()];
+  downloadText(`classrec-${slug}-${stamp}.txt`, body.join("\n"));
+});
+
+// --- init -------------------------------------------------------------------------------------
+
+writeSettings(ui.form, loadSettings());
+ui.form.addEventListener("submit", (e) => e.preventDefault());
+render();
+
+// For debugging in the console and for end-to-end tests.
+window.classrec = {
+  transcript,
+  alerts,
+  notices,
+  get recording() {
+    return rec;
+  },
+};

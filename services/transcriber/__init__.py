@@ -1,0 +1,1 @@
+"""Transcriber worker: turns utterances into text with faster-whisper or an OpenAI-compatible API."""

@@ -1,0 +1,34 @@
+"""`python -m services.transcriber`: load the model once, warm it up, then run the worker loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import numpy as np
+
+from services.transcriber.backends import make_backend
+from services.transcriber.worker import TranscriberWorker
+from shared.service import run
+from shared.settings import TranscriberSettings
+from shared.streams import connect, wait_for_redis
+
+log = logging.getLogger("transcriber")
+
+
+async def main(stop: asyncio.Event) -> None:
+    settings = TranscriberSettings()
+    t0 = time.perf_counter()
+    backend = make_backend(settings)
+    if backend.name == "local":
+        await backend.transcribe(np.zeros(16000, np.float32), "en", "")
+    log.info("backend=%s ready in %.1fs", backend.name, time.perf_counter() - t0)
+    r = connect(settings)
+    if await wait_for_redis(r, settings, stop):
+        await TranscriberWorker(settings, r, backend).run(stop)
+    await r.aclose()
+
+
+if __name__ == "__main__":
+    run("transcriber", TranscriberSettings().log_level, main)

@@ -1,0 +1,1 @@
+"""VAD worker: cuts each session's audio into utterances at pauses with Silero VAD."""

@@ -1,0 +1,143 @@
+"""Cutting a session's audio into utterances from per-window speech probabilities.
+
+An utterance starts when a window's probability reaches `threshold`, ends once the probability has
+stayed under `neg_threshold` for `min_silence_s`, keeps `pad_s` of audio on both sides, and is split
+at its quietest window when it grows past `max_utterance_s`. Bursts with less than `min_speech_s` of
+speech are dropped. Audio outside utterances is never emitted. All positions are in samples of
+session audio (16 kHz), counted from the session's first sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.vad.silero import WINDOW
+from shared.messages import SAMPLE_RATE
+
+
+@dataclass
+class SegmenterConfig:
+    threshold: float = 0.5
+    neg_threshold: float = 0.35
+    min_silence_s: float = 0.4
+    pad_s: float = 0.3
+    min_speech_s: float = 0.25
+    max_utterance_s: float = 20.0
+
+
+@dataclass
+class Utterance:
+    index: int
+    start: int  # first sample, in session samples
+    audio: np.ndarray  # int16
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.audio)
+
+
+@dataclass
+class Segmenter:
+    """Feed audio and its window probabilities in order; get finished utterances back."""
+
+    cfg: SegmenterConfig = field(default_factory=SegmenterConfig)
+    next_index: int = 0
+    buf: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int16))
+    buf_start: int = 0  # session sample of buf[0]
+    probs: list[float] = field(default_factory=list)  # per window since the utterance start window
+    windows_done: int = 0  # windows whose probability has been consumed
+    utt_start: int | None = None  # sample where the open utterance begins (padding included)
+    speech_start: int = 0
+    silence_since: int | None = None  # sample where the current pause began
+
+    def _s(self, seconds: float) -> int:
+        return int(round(seconds * SAMPLE_RATE))
+
+    def push(self, pcm: np.ndarray, probs: np.ndarray) -> list[Utterance]:
+        """Append int16 audio and the probabilities of the windows it completed."""
+        self.buf = np.concatenate([self.buf, pcm.astype(np.int16, copy=False)])
+        out: list[Utterance] = []
+        for p in probs:
+            out.extend(self._window(float(p)))
+        self._trim()
+        return out
+
+    def open_audio(self) -> tuple[int, np.ndarray] | None:
+        """The open utterance so far (start sample, audio), for partial results."""
+        if self.utt_start is None:
+            return None
+        return self.utt_start, self.buf[self.utt_start - self.buf_start :].copy()
+
+    def flush(self) -> list[Utterance]:
+        """End of audio: close the open utterance, if it holds enough speech."""
+        if self.utt_start is None:
+            return []
+        end = self.buf_start + len(self.buf)
+        if self.silence_since is not None:
+            end = min(end, self.silence_since + self._s(self.cfg.pad_s))
+        last_speech = self.silence_since if self.silence_since is not None else end
+        return self._close(end, last_speech)
+
+    def _window(self, p: float) -> list[Utterance]:
+        w_start = self.windows_done * WINDOW
+        w_end = w_start + WINDOW
+        self.windows_done += 1
+        if self.utt_start is None:
+            if p < self.cfg.threshold:
+                return []
+            self.utt_start = max(self.buf_start, w_start - self._s(self.cfg.pad_s))
+            self.speech_start = w_start
+            self.silence_since = None
+            self.probs = []
+        self.probs.append(p)
+        if p >= self.cfg.threshold:
+            self.silence_since = None
+        elif p < self.cfg.neg_threshold and self.silence_since is None:
+            self.silence_since = w_start
+        if self.silence_since is not None and w_end - self.silence_since >= self._s(self.cfg.min_silence_s):
+            end = min(w_end, self.silence_since + self._s(self.cfg.pad_s))
+            return self._close(end, self.silence_since)
+        if w_end - self.utt_start > self._s(self.cfg.max_utterance_s):
+            return self._split()
+        return []
+
+    def _close(self, end: int, last_speech: int) -> list[Utterance]:
+        start = self.utt_start
+        assert start is not None
+        self.utt_start = None
+        self.silence_since = None
+        if last_speech - self.speech_start < self._s(self.cfg.min_speech_s):
+            return []
+        audio = self.buf[start - self.buf_start : end - self.buf_start].copy()
+        utt = Utterance(self.next_index, start, audio)
+        self.next_index += 1
+        return [utt]
+
+    def _split(self) -> list[Utterance]:
+        """Cut a too-long utterance at its quietest window in the second half; keep the rest open."""
+        assert self.utt_start is not None
+        first_window = self.windows_done - len(self.probs)
+        half = len(self.probs) // 2
+        tail = self.probs[half:]
+        quiet = half + int(np.argmin(tail))
+        cut = (first_window + quiet) * WINDOW + WINDOW // 2
+        start = self.utt_start
+        audio = self.buf[start - self.buf_start : cut - self.buf_start].copy()
+        utt = Utterance(self.next_index, start, audio)
+        self.next_index += 1
+        self.utt_start = cut
+        self.speech_start = cut
+        self.probs = self.probs[quiet + 1 :]
+        return [utt]
+
+    def _trim(self) -> None:
+        """Keep only what an utterance may still need: the open one, or the pre-roll padding."""
+        keep_from = self.utt_start
+        if keep_from is None:
+            keep_from = self.windows_done * WINDOW - self._s(self.cfg.pad_s)
+        drop = max(0, keep_from - self.buf_start)
+        if drop:
+            self.buf = self.buf[drop:]
+            self.buf_start += drop

@@ -1,0 +1,1 @@
+"""ClassRec's own common code: settings, message schemas, Redis Streams helpers, logging."""

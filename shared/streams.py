@@ -1,0 +1,180 @@
+"""Redis Streams plumbing shared by every worker.
+
+A worker is a small loop, as in arq and taskiq-redis: read a batch with `XREADGROUP COUNT n BLOCK ms`,
+hand each message to `handle`, which writes its result, then `XACK`. Entries left pending by a dead
+consumer are reclaimed with `XAUTOCLAIM`, following its cursor to the end. Group creation tolerates
+BUSYGROUP; a lost connection or a missing group (Redis restarted) is retried with capped backoff.
+Handlers get decoded messages, never Redis IDs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.messages import Msg, from_fields, to_fields
+from shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def connect(settings: CommonSettings) -> aioredis.Redis:
+    """A client whose dead connections are noticed within seconds."""
+    return aioredis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=5,
+        socket_timeout=settings.block_ms / 1000 + 10,
+        socket_keepalive=True,
+        health_check_interval=10,
+    )
+
+
+async def wait_for_redis(r: aioredis.Redis, settings: CommonSettings, stop: asyncio.Event) -> bool:
+    """Ping until Redis answers; one log line per failed attempt, capped exponential backoff."""
+    delay = 0.2
+    while not stop.is_set():
+        try:
+            await r.ping()
+            return True
+        except REDIS_DOWN as e:
+            log.warning("redis unreachable url=%s error=%r retry_in=%.1fs", settings.redis_url, e, delay)
+            await sleep_or_stop(stop, delay)
+            delay = min(delay * 2, settings.retry_max_s)
+    return False
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def ensure_group(r: aioredis.Redis, stream: str, group: str, start_id: str = "0") -> None:
+    try:
+        await r.xgroup_create(stream, group, id=start_id, mkstream=True)
+    except ResponseError as e:
+        if "BUSYGROUP" not in str(e):
+            raise
+
+
+async def xadd(r: aioredis.Redis, stream: str, msg: Msg, maxlen: int) -> None:
+    await r.xadd(stream, to_fields(msg), maxlen=maxlen, approximate=True)
+
+
+def consumer_name(service: str) -> str:
+    return f"{service}-{socket.gethostname()}-{os.getpid()}"
+
+
+class StreamWorker:
+    """Consumer-group loop; subclasses implement `handle` and may override `streams`."""
+
+    group: str = "worker"
+
+    def __init__(self, settings: CommonSettings, r: aioredis.Redis, consumer: str | None = None) -> None:
+        self.settings = settings
+        self.r = r
+        self.consumer = consumer or consumer_name(self.group)
+        self._known_groups: set[str] = set()
+        self._last_claim = 0.0
+
+    def streams(self) -> Iterable[str]:
+        """The streams this worker reads now (may change while running)."""
+        raise NotImplementedError
+
+    async def handle(self, stream: str, msg: Msg) -> None:
+        """Process one message and write its results; raise to leave it pending for a retry."""
+        raise NotImplementedError
+
+    async def after_batch(self) -> None:
+        """Hook run after each read, also when it returned nothing (timers, heartbeats)."""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                await self.step()
+                delay = 0.2
+            except REDIS_DOWN as e:
+                self._known_groups.clear()
+                log.warning("redis connection lost error=%r retry_in=%.1fs", e, delay)
+                await sleep_or_stop(stop, delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+            except ResponseError as e:
+                if "NOGROUP" not in str(e):
+                    raise
+                log.warning("consumer group missing, recreating: %s", e)
+                self._known_groups.clear()
+                await sleep_or_stop(stop, delay)
+                delay = min(delay * 2, self.settings.retry_max_s)
+
+    async def step(self) -> None:
+        streams = list(self.streams())
+        for s in streams:
+            if s not in self._known_groups:
+                await ensure_group(self.r, s, self.group)
+                self._known_groups.add(s)
+        if time.monotonic() - self._last_claim > self.settings.claim_idle_ms / 2000:
+            self._last_claim = time.monotonic()
+            for s in streams:
+                await self.reclaim(s)
+        if streams:
+            resp = await self.r.xreadgroup(
+                self.group,
+                self.consumer,
+                {s: ">" for s in streams},
+                count=self.settings.read_count,
+                block=self.settings.block_ms,
+            )
+            for stream, entries in resp or []:
+                await self.process(stream.decode(), entries)
+        await self.after_batch()
+
+    async def reclaim(self, stream: str) -> None:
+        """Take over entries idle past `claim_idle_ms` (their consumer died), following the cursor."""
+        cursor = "0-0"
+        while True:
+            res = await self.r.xautoclaim(
+                stream,
+                self.group,
+                self.consumer,
+                self.settings.claim_idle_ms,
+                cursor,
+                count=self.settings.read_count,
+            )
+            cursor, entries = res[0], res[1]
+            if entries:
+                log.info("reclaimed stream=%s entries=%d", stream, len(entries))
+                await self.process(stream, entries)
+            if cursor in (b"0-0", "0-0"):
+                return
+
+    async def process(self, stream: str, entries: list) -> None:
+        for entry_id, fields in entries:
+            if fields is None:  # deleted while pending
+                await self.r.xack(stream, self.group, entry_id)
+                continue
+            try:
+                msg = from_fields(fields)
+            except ValueError as e:
+                log.error("dropping malformed entry stream=%s error=%s", stream, e)
+                await self.r.xack(stream, self.group, entry_id)
+                continue
+            try:
+                await self.handle(stream, msg)
+            except REDIS_DOWN:
+                raise
+            except Exception:
+                log.exception("handler failed stream=%s type=%s; left pending", stream, msg.type)  # type: ignore[attr-defined]
+                continue
+            await self.r.xack(stream, self.group, entry_id)

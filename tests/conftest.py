@@ -1,0 +1,112 @@
+"""Fixtures on real parts: a real Redis server, and the whole stack started by `python -m services`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.redis_server import start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Lecture:
+    pcm: bytes
+    truth: dict
+
+    @property
+    def speech(self) -> list[dict]:
+        return [s for s in self.truth["segments"] if s["kind"] == "speech"]
+
+    @property
+    def noise(self) -> list[dict]:
+        return [s for s in self.truth["segments"] if s["kind"] == "noise"]
+
+
+def load_lecture(name: str) -> Lecture:
+    with wave.open(str(DATA / f"{name}.wav")) as w:
+        assert w.getframerate() == 16000 and w.getnchannels() == 1 and w.getsampwidth() == 2
+        pcm = w.readframes(w.getnframes())
+    return Lecture(pcm, json.loads((DATA / f"{name}.json").read_text()))
+
+
+@pytest.fixture(scope="session")
+def lecture1() -> Lecture:
+    return load_lecture("lecture1")
+
+
+@pytest.fixture(scope="session")
+def lecture1_audio(lecture1: Lecture) -> np.ndarray:
+    return np.frombuffer(lecture1.pcm, np.int16)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    proc = start_redis(port, tmp_path_factory.mktemp("redis"))
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
+
+
+@dataclass
+class Stack:
+    http: str
+    ws: str
+    redis_url: str
+    log: Path
+
+
+def wait_ready(http: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"stack exited early:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{http}/healthz", timeout=2) as resp:
+                if json.loads(resp.read()).get("ready"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)  # polling for readiness, not synchronising on an event
+    raise RuntimeError(f"stack not ready in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("stack") / "services.log"
+    env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "TRANSCRIBERS": "1", "LOG_LEVEL": "INFO"}
+    with log.open("w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=out, stderr=out)
+    http = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(http, proc, log)
+        yield Stack(http, f"ws://127.0.0.1:{port}/ws/transcribe", redis_url, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,92 @@
+"""The whole pipeline on real parts: real Redis, every service, the real model, the real WebSocket.
+
+A synthetic lecture (tests/data/lecture1, built by make_dev_lecture.py) is streamed faster than
+real time; the transcript, the alerts and the end of the session are checked against its truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import jiwer
+import pytest
+
+from tests.client import finals, stream
+from tests.conftest import Lecture, Stack
+
+pytestmark = pytest.mark.slow
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+@pytest.fixture(scope="module")
+def lecture_run(stack: Stack, lecture1: Lecture) -> list[dict]:
+    start = {"type": "start", "language": "en", "keywords": ["membrane"], "timezone": "UTC"}
+    return asyncio.run(stream(stack.ws, lecture1.pcm, start=start))
+
+
+def test_session_then_transcripts_then_end(lecture_run: list[dict]) -> None:
+    assert lecture_run[0]["type"] == "session" and len(lecture_run[0]["session"]) >= 16
+    assert lecture_run[-1] == {"type": "end"}
+    assert not [m for m in lecture_run if m["type"] == "error"]
+    segs = [m["segment"] for m in finals(lecture_run)]
+    assert segs == list(range(len(segs))), "one final per utterance, numbered from 0"
+
+
+def test_one_utterance_per_spoken_sentence(lecture_run: list[dict], lecture1: Lecture) -> None:
+    fs = finals(lecture_run)
+    assert len(fs) == len(lecture1.speech)
+    for f, truth in zip(fs, lecture1.speech, strict=True):
+        assert f["start"] <= truth["start"] + 0.1 and f["end"] >= truth["end"] - 0.3
+        assert f["end"] - f["start"] < truth["end"] - truth["start"] + 1.0
+
+
+def test_transcript_has_the_known_words(lecture_run: list[dict], lecture1: Lecture) -> None:
+    hyp = " ".join(f["text"] for f in finals(lecture_run))
+    ref = " ".join(s["text"] for s in lecture1.speech)
+    wer = jiwer.wer(" ".join(words(ref)), " ".join(words(hyp)))
+    assert wer < 0.3, (wer, hyp)
+    for w in ("mitochondria", "membrane", "exam", "december", "quiz", "cancelled", "hypothesis"):
+        assert w in words(hyp), w
+
+
+def test_nothing_transcribed_in_noise(lecture_run: list[dict], lecture1: Lecture) -> None:
+    for f in finals(lecture_run):
+        if not f["text"]:
+            continue
+        for n in lecture1.noise:
+            overlap = min(f["end"], n["end"]) - max(f["start"], n["start"])
+            assert overlap <= 0.3, (f, n)
+
+
+def test_every_announcement_alerts_and_plain_sentences_do_not(
+    lecture_run: list[dict], lecture1: Lecture
+) -> None:
+    alerts = [m for m in lecture_run if m["type"] == "alert" and m["category"] != "custom"]
+    expected = lecture1.truth["alerts"]
+    assert sorted(a["category"] for a in alerts) == sorted(e["category"] for e in expected)
+    for e in expected:
+        assert any(a["category"] == e["category"] and abs(a["start"] - e["start"]) < 1.0 for a in alerts), e
+    exam = next(a for a in alerts if a["category"] == "exam")
+    assert exam["date"] is not None and exam["date"].endswith("-12-09")
+
+
+def test_custom_keyword_alerts(lecture_run: list[dict]) -> None:
+    custom = [m for m in lecture_run if m["type"] == "alert" and m["category"] == "custom"]
+    assert custom and all("membrane" in a["text"].lower() for a in custom)
+
+
+def test_two_sessions_at_once_get_only_their_own_events(stack: Stack, lecture1: Lecture) -> None:
+    pcm = lecture1.pcm[: 25 * 32000]
+
+    async def both() -> list[list[dict]]:
+        return await asyncio.gather(stream(stack.ws, pcm), stream(stack.ws, b"\x00\x00" * 16000 * 3))
+
+    speech, silence = asyncio.run(both())
+    assert len(finals(speech)) == 4
+    assert [m["type"] for m in silence] == ["session", "end"], (
+        "silence gets no transcript, nor others' events"
+    )

@@ -1,0 +1,132 @@
+"""The utterance segmenter on synthetic probabilities, and streaming Silero on real audio."""
+
+from __future__ import annotations
+
+import wave
+
+import numpy as np
+import pytest
+
+from services.vad.segmenter import Segmenter, SegmenterConfig
+from services.vad.silero import WINDOW, StreamingVad, load_model
+from tests.conftest import DATA
+
+CFG = SegmenterConfig(threshold=0.5, neg_threshold=0.35, min_silence_s=0.4, pad_s=0.2, min_speech_s=0.25)
+SR = 16000
+
+
+def run(probs: list[float], cfg: SegmenterConfig = CFG, chunk_windows: int = 3, flush: bool = True):
+    """Feed probabilities (one per window) with audio whose sample value is its window number."""
+    pcm = np.repeat(np.arange(len(probs), dtype=np.int16), WINDOW)
+    seg, out = Segmenter(cfg), []
+    for i in range(0, len(probs), chunk_windows):
+        out += seg.push(
+            pcm[i * WINDOW : (i + chunk_windows) * WINDOW], np.array(probs[i : i + chunk_windows])
+        )
+    if flush:
+        out += seg.flush()
+    return out
+
+
+def windows(seconds: float) -> int:
+    return int(round(seconds * SR / WINDOW))
+
+
+def pattern(*parts: tuple[float, float]) -> list[float]:
+    return [p for prob, secs in parts for p in [prob] * windows(secs)]
+
+
+def test_pause_longer_than_min_silence_cuts_two_utterances_with_padding() -> None:
+    probs = pattern((0.0, 1.0), (0.9, 1.0), (0.1, 0.6), (0.9, 1.0), (0.0, 1.0))
+    utts = run(probs)
+    assert [u.index for u in utts] == [0, 1]
+    first_speech = windows(1.0) * WINDOW
+    assert utts[0].start == first_speech - int(0.2 * SR)
+    assert utts[0].end == windows(2.0) * WINDOW + int(0.2 * SR)  # pause start + pad
+    assert utts[0].audio[0] == windows(1.0) - 7  # the audio really is that stretch of samples
+    assert utts[1].start >= utts[0].end
+
+
+def test_short_pause_does_not_cut() -> None:
+    utts = run(pattern((0.0, 1.0), (0.9, 1.0), (0.1, 0.25), (0.9, 1.0), (0.0, 1.0)))
+    assert len(utts) == 1
+    assert utts[0].end - utts[0].start > 2.2 * SR
+
+
+def test_uncertain_probabilities_between_thresholds_keep_the_utterance_open() -> None:
+    utts = run(pattern((0.0, 0.5), (0.9, 0.5), (0.4, 1.0), (0.9, 0.5), (0.0, 1.0)))
+    assert len(utts) == 1
+
+
+def test_blip_shorter_than_min_speech_is_dropped() -> None:
+    assert run(pattern((0.0, 1.0), (0.9, 0.1), (0.0, 1.0))) == []
+
+
+def test_silence_and_noise_give_nothing() -> None:
+    assert run(pattern((0.0, 5.0), (0.3, 5.0))) == []
+
+
+def test_long_utterance_is_split_at_its_quietest_window() -> None:
+    cfg = SegmenterConfig(max_utterance_s=4.0, min_silence_s=0.4, pad_s=0.2)
+    probs = pattern((0.0, 0.5), (0.9, 2.6)) + [0.36] + pattern((0.9, 3.0), (0.0, 1.0))
+    dip = windows(0.5) + windows(2.6)
+    utts = run(probs, cfg)
+    assert len(utts) == 2
+    assert utts[0].end == dip * WINDOW + WINDOW // 2
+    assert utts[1].start == utts[0].end  # contiguous: nothing lost, nothing twice
+    assert all(len(u.audio) <= 4.0 * SR + WINDOW for u in utts)
+
+
+def test_flush_closes_the_open_utterance() -> None:
+    probs = pattern((0.0, 0.5), (0.9, 1.0))
+    assert run(probs, flush=False) == []
+    utts = run(probs, flush=True)
+    assert len(utts) == 1 and utts[0].end == len(probs) * WINDOW
+
+
+def test_chunking_does_not_change_the_cut() -> None:
+    probs = pattern((0.0, 1.0), (0.9, 1.0), (0.1, 0.6), (0.9, 1.0), (0.0, 1.0))
+    a = [(u.start, u.end) for u in run(probs, chunk_windows=1)]
+    b = [(u.start, u.end) for u in run(probs, chunk_windows=7)]
+    assert a == b
+
+
+def read_wav(path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), np.int16)
+
+
+def silero_utterances(pcm: np.ndarray, frame: int = 1600) -> list:
+    vad, seg, out = StreamingVad(load_model()), Segmenter(SegmenterConfig()), []
+    for i in range(0, len(pcm), frame):
+        chunk = pcm[i : i + frame]
+        out += seg.push(chunk, vad.push(chunk.astype(np.float32) / 32768))
+    return out + seg.flush()
+
+
+def test_real_speech_between_silences_is_one_utterance() -> None:
+    speech = read_wav(DATA / "real" / "LJ001-0009.wav")
+    pcm = np.concatenate([np.zeros(SR, np.int16), speech, np.zeros(SR, np.int16)])
+    utts = silero_utterances(pcm)
+    assert len(utts) == 1
+    assert 0.5 * SR <= utts[0].start <= 1.1 * SR
+    assert utts[0].end >= SR + len(speech) - 0.3 * SR
+
+
+@pytest.mark.parametrize("kind", ["white", "hum", "silence"])
+def test_real_vad_ignores_noise(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(10 * SR) / SR
+    x = {
+        "white": rng.standard_normal(len(t)) * 0.05,
+        "hum": 0.1 * np.sin(2 * np.pi * 50 * t),
+        "silence": np.zeros(len(t)),
+    }[kind]
+    assert silero_utterances((x * 32767).astype(np.int16)) == []
+
+
+def test_streaming_vad_matches_whole_file_and_any_framing(lecture1_audio: np.ndarray) -> None:
+    pcm = lecture1_audio[: 20 * SR]
+    a = [(u.start, u.end) for u in silero_utterances(pcm, 1600)]
+    b = [(u.start, u.end) for u in silero_utterances(pcm, 999)]
+    assert a == b and len(a) >= 3
