@@ -36,6 +36,7 @@ const ui = {
   alertCount: $("alert-count"),
   notices: $("notices"),
   download: $("download"),
+  summary: $("setup-summary"),
 };
 
 const transcript = new TranscriptView(ui.transcript, { jumpButton: ui.jump });
@@ -94,6 +95,7 @@ function onStart() {
   notices.clear();
   ui.sessionId.textContent = "";
   ui.micLabel.textContent = "";
+  showSummary(settings);
 
   const r = {
     phase: "starting",
@@ -265,6 +267,18 @@ alerts.addEventListener("select", (e) => {
     notices.show("That sentence is not in the transcript yet.", { kind: "info", timeout: 3000 });
   }
 });
+
+/** The one-line reminder of the setup shown while the form is hidden. */
+function showSummary(s) {
+  const language = ui.form.elements.language.selectedOptions[0];
+  const parts = [];
+  ui.summary.replaceChildren();
+  const strong = document.createElement("strong");
+  strong.textContent = s.course || "Untitled lecture";
+  parts.push(language ? language.textContent : s.languageChoice);
+  parts.push(s.keywords.length ? `watching for: ${s.keywords.join(", ")}` : "watching for exams, quizzes and deadlines");
+  ui.summary.append(strong, ` · ${parts.join(" · ")}`);
+}
 
 // --- rendering --------------------------------------------------------------------------------
 
