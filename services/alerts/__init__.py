@@ -1,0 +1,1 @@
+"""Announcement alerts: the detector (exams, quizzes, deadlines, schedule changes) and its date resolution."""
