@@ -109,6 +109,9 @@ async def _session_io(ws: aiohttp.ClientWebSocketResponse, pcm: bytes, speed: fl
             await ws.send_str(json.dumps({"type": "stop"}))
         run.stop_at = time.monotonic()
         run.completed = await asyncio.wait_for(receiver, end_wait_s)
+    except TimeoutError:
+        run.error = f"no {{'type': 'end'}} within {end_wait_s:g} s of stop"
+        return
     finally:
         receiver.cancel()
     if not run.completed:

@@ -139,17 +139,18 @@ class TranscriptRecord(Msg):
 
 
 class VadDone(Msg):
-    """On events:{sid}, internal: the VAD has cut every utterance; `segments` is how many."""
+    """On the transcripts stream: the session's audio ended and the VAD cut `segments` utterances."""
 
     type: Literal["vad_done"] = "vad_done"
+    sid: str
     segments: int
 
 
-class Scanned(Msg):
-    """On events:{sid}, internal: the alerts worker has scanned the final of `segment`."""
+class AlertsDone(Msg):
+    """On events:{sid}, internal: every utterance of the session is transcribed and scanned for alerts."""
 
-    type: Literal["scanned"] = "scanned"
-    segment: int
+    type: Literal["alerts_done"] = "alerts_done"
+    segments: int
 
 
 StreamMessage = Annotated[
@@ -164,7 +165,7 @@ StreamMessage = Annotated[
     | SegmentJob
     | TranscriptRecord
     | VadDone
-    | Scanned,
+    | AlertsDone,
     Field(discriminator="type"),
 ]
 _stream_message = TypeAdapter(StreamMessage)

@@ -63,6 +63,10 @@ class TranscriberSettings(CommonSettings):
     whisper_beam_size: int = 5
     whisper_cpu_threads: int = 0  # 0: CTranslate2 decides
     lecture_prompt: str = DEFAULT_LECTURE_PROMPT
+    # Announcement vocabulary put before the prompt, so that Whisper hears "quiz" rather than "with".
+    hotwords: str = "exam quiz midterm homework deadline"
+    # The end of the session's recent final text added to the prompt (0: off; tiny.en did better without).
+    prompt_context_chars: int = 0
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4

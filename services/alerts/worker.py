@@ -1,15 +1,17 @@
-"""The alerts loop: reads final transcripts (consumer group "alerts"), runs the session's announcement
-detector over them, and writes each alert and then a `scanned` marker to the session's event stream.
+"""The alerts loop: reads final transcripts and end-of-audio markers (consumer group "alerts"), runs
+the session's announcement detector over the transcripts in segment order, and writes each alert to
+the session's event stream; once every utterance the VAD cut has been scanned, it writes `alerts_done`.
 
-The detector's per-session state is checkpointed in Redis after every segment, so any alerts worker
-can carry on a session where another left it.
+Transcripts can arrive out of order (several transcribers) and more than once (redelivery), so each
+session's progress lives in one Redis hash `alerts:{sid}`: the detector state, the next segment to
+feed, the count the VAD announced, and the transcripts waiting for an earlier one. Everything a
+message changes is written in one transaction, so any alerts worker can carry on after another.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,14 +19,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis.asyncio as aioredis
 
 from services.alerts.detector import Detector
-from shared.messages import Msg, Scanned, SessionConfig, TranscriptRecord, to_fields
+from shared.messages import AlertEvent, AlertsDone, Msg, SessionConfig, TranscriptRecord, VadDone, to_fields
 from shared.service import heartbeat
 from shared.settings import AlertsSettings
 from shared.streams import StreamWorker
 
 log = logging.getLogger(__name__)
-STATE_TTL_S = 6 * 3600
-MAX_CACHED = 1000
+STATE_TTL_S = 24 * 3600
 
 
 def session_now(config: SessionConfig, default_tz: str | None) -> tuple[datetime, str | None]:
@@ -44,53 +45,76 @@ class AlertsWorker(StreamWorker):
     def __init__(self, settings: AlertsSettings, r: aioredis.Redis, consumer: str | None = None) -> None:
         super().__init__(settings, r, consumer)
         self.cfg = settings
-        self.detectors: OrderedDict[str, Detector] = OrderedDict()
         self.sent = 0
 
     def streams(self) -> Iterable[str]:
         return [self.cfg.transcripts_stream]
 
-    def state_key(self, sid: str) -> str:
-        return f"alerts_state:{sid}"
-
-    async def detector(self, sid: str, config: SessionConfig) -> Detector:
-        det = self.detectors.pop(sid, None)
-        if det is None:
-            raw = await self.r.get(self.state_key(sid))
-            if raw:
-                det = Detector.from_state(json.loads(raw))
-            else:
-                now, tz = session_now(config, self.cfg.timezone)
-                det = Detector(keywords=config.keywords, now=now, tz=tz)
-        self.detectors[sid] = det
-        while len(self.detectors) > MAX_CACHED:
-            self.detectors.popitem(last=False)
-        return det
+    def key(self, sid: str) -> str:
+        return f"alerts:{sid}"
 
     async def handle(self, stream: str, msg: Msg) -> None:
-        if not isinstance(msg, TranscriptRecord):
+        if isinstance(msg, TranscriptRecord):
+            seg = msg.transcript.segment
+            fields = {f"buf:{seg}": msg.transcript.model_dump_json(), "config": msg.config.model_dump_json()}
+            await self.r.hset(self.key(msg.sid), mapping=fields)
+            await self.advance(msg.sid)
+        elif isinstance(msg, VadDone):
+            await self.r.hset(self.key(msg.sid), "expected", msg.segments)
+            await self.advance(msg.sid)
+        else:
             log.warning("unexpected message type=%s on %s", msg.type, stream)  # type: ignore[attr-defined]
+
+    def detector(self, h: dict[str, str]) -> Detector:
+        if "detector" in h:
+            return Detector.from_state(json.loads(h["detector"]))
+        config = SessionConfig.model_validate_json(h["config"]) if "config" in h else SessionConfig()
+        now, tz = session_now(config, self.cfg.timezone)
+        return Detector(keywords=config.keywords, now=now, tz=tz)
+
+    async def advance(self, sid: str) -> None:
+        """Feed every transcript that is next in order; finish the session when all are in."""
+        key = self.key(sid)
+        h = {k.decode(): v.decode() for k, v in (await self.r.hgetall(key)).items()}
+        if h.get("done") == "1":  # a redelivery after the end: nothing more to say
+            stale = [k for k in h if k.startswith("buf:")]
+            if stale:
+                await self.r.hdel(key, *stale)
             return
-        t = msg.transcript
-        det = await self.detector(msg.sid, msg.config)
-        alerts = det.feed(t.segment, t.start, t.text) if t.text else []
-        key = self.cfg.events_key(msg.sid)
+        det, nxt, alerts, fed = self.detector(h), int(h.get("next", 0)), [], []
+        while f"buf:{nxt}" in h:
+            t = json.loads(h[f"buf:{nxt}"])
+            alerts += det.feed(nxt, t["start"], t["text"]) if t["text"] else []
+            fed.append(f"buf:{nxt}")
+            nxt += 1
+        done = "expected" in h and nxt >= int(h["expected"])
+        if done:
+            alerts += det.flush()
+        await self.write(sid, det, nxt, fed, alerts, done)
+
+    async def write(
+        self, sid: str, det: Detector, nxt: int, fed: list[str], alerts: list[AlertEvent], done: bool
+    ) -> None:
+        events = self.cfg.events_key(sid)
         async with self.r.pipeline(transaction=True) as pipe:
             for a in alerts:
-                pipe.xadd(key, to_fields(a), maxlen=self.cfg.stream_maxlen)
-            pipe.xadd(key, to_fields(Scanned(segment=t.segment)), maxlen=self.cfg.stream_maxlen)
-            pipe.set(self.state_key(msg.sid), json.dumps(det.state()), ex=STATE_TTL_S)
+                pipe.xadd(events, to_fields(a), maxlen=self.cfg.stream_maxlen)
+            if done:
+                pipe.xadd(events, to_fields(AlertsDone(segments=nxt)), maxlen=self.cfg.stream_maxlen)
+            pipe.hset(
+                self.key(sid), mapping={"detector": json.dumps(det.state()), "next": nxt, "done": int(done)}
+            )
+            if fed:
+                pipe.hdel(self.key(sid), *fed)
+            pipe.expire(self.key(sid), STATE_TTL_S)
             await pipe.execute()
         for a in alerts:
             self.sent += 1
             log.info(
-                "sid=%s seg=%d alert category=%s date=%s time=%s",
-                msg.sid,
-                t.segment,
-                a.category,
-                a.date,
-                a.time,
+                "sid=%s seg=%d alert category=%s date=%s time=%s", sid, a.segment, a.category, a.date, a.time
             )
+        if done:
+            log.info("sid=%s all %d segments scanned", sid, nxt)
 
     async def after_batch(self) -> None:
         await heartbeat(self.r, "alerts", self.consumer, {"alerts": self.sent})

@@ -1,8 +1,8 @@
 """One live WebSocket session: the protocol of DESIGN.md between a browser and the Redis streams.
 
 Incoming audio goes to `audio:{sid}` in order; the session's `events:{sid}` stream is relayed back
-(client-facing events only). After `stop` the session ends once the VAD has said how many utterances
-there were and the alerts worker has scanned every one of them, so every transcript and alert is out.
+(client-facing events only). After `stop` the session ends once the alerts worker says it has scanned
+every utterance the VAD cut: by then every transcript and alert is in the stream before that marker.
 All frames to the client go through one bounded queue and one sender task.
 """
 
@@ -20,18 +20,17 @@ from pydantic import ValidationError
 
 from shared.messages import (
     CLIENT_EVENTS,
+    AlertsDone,
     AudioChunk,
     AudioStop,
     EndEvent,
     ErrorEvent,
     Msg,
-    Scanned,
     SessionConfig,
     SessionEvent,
     SessionOpened,
     StartMessage,
     StopMessage,
-    VadDone,
     client_message,
     from_fields,
     to_client_json,
@@ -168,8 +167,6 @@ class LiveSession:
     async def relay(self, sid: str) -> None:
         """Forward the session's events; note when every utterance has been transcribed and scanned."""
         key, last = self.s.events_key(sid), "0-0"
-        expected: int | None = None
-        scanned: set[int] = set()
         delay = 0.2
         while True:
             try:
@@ -186,9 +183,5 @@ class LiveSession:
                     msg = from_fields(fields)
                     if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
                         self.send(msg)
-                    elif isinstance(msg, VadDone):
-                        expected = msg.segments
-                    elif isinstance(msg, Scanned):
-                        scanned.add(msg.segment)
-            if expected is not None and scanned >= set(range(expected)):
-                self.finished.set()
+                    elif isinstance(msg, AlertsDone):
+                        self.finished.set()

@@ -46,7 +46,9 @@ class Result:
 class Backend(Protocol):
     name: str
 
-    async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str) -> Result: ...
+    async def transcribe(
+        self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str = ""
+    ) -> Result: ...
 
 
 def default_model_path() -> str:
@@ -73,12 +75,13 @@ class LocalBackend:
         )
         self._lock = asyncio.Lock()
 
-    def _run(self, audio: np.ndarray, language: str | None, prompt: str) -> Result:
+    def _run(self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str) -> Result:
         segments, _ = self.model.transcribe(
             audio,
             language=language or None,
             beam_size=self.s.whisper_beam_size,
             initial_prompt=prompt or None,
+            hotwords=hotwords or None,
             condition_on_previous_text=False,
             no_speech_threshold=self.s.no_speech_threshold,
             log_prob_threshold=self.s.logprob_threshold,
@@ -92,9 +95,11 @@ class LocalBackend:
             ]
         )
 
-    async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str) -> Result:
+    async def transcribe(
+        self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str = ""
+    ) -> Result:
         async with self._lock:
-            return await asyncio.to_thread(self._run, audio, language, prompt)
+            return await asyncio.to_thread(self._run, audio, language, prompt, hotwords)
 
 
 def to_wav(audio: np.ndarray) -> bytes:
@@ -120,7 +125,10 @@ class OpenAIBackend:
             api_key=s.openai_api_key, base_url=s.openai_base_url, timeout=s.openai_timeout_s, max_retries=2
         )
 
-    async def transcribe(self, audio: np.ndarray, language: str | None, prompt: str) -> Result:
+    async def transcribe(
+        self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str = ""
+    ) -> Result:
+        prompt = f"{hotwords} {prompt}".strip()
         kwargs: dict = {"model": self.s.openai_model, "file": ("segment.wav", to_wav(audio), "audio/wav")}
         if prompt:
             kwargs["prompt"] = prompt

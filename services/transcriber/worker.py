@@ -20,17 +20,16 @@ from shared.settings import TranscriberSettings
 from shared.streams import StreamWorker
 
 log = logging.getLogger(__name__)
-CONTEXT_CHARS = 200
 CONTEXT_TTL_S = 6 * 3600
 
 
-def build_prompt(lecture_prompt: str, session_prompt: str, keywords: list[str], recent: str) -> str:
+def build_prompt(lecture_prompt: str, session_prompt: str, keywords: list[str], recent: str = "") -> str:
     """Lecture prompt, the session's own prompt and keywords, then the end of its recent text."""
     parts = [lecture_prompt.strip(), session_prompt.strip()]
     if keywords:
         parts.append("Keywords: " + ", ".join(k.strip() for k in keywords if k.strip()) + ".")
     if recent:
-        parts.append(recent[-CONTEXT_CHARS:].strip())
+        parts.append(recent.strip())
     return " ".join(p for p in parts if p)
 
 
@@ -53,10 +52,14 @@ class TranscriberWorker(StreamWorker):
             log.warning("unexpected message type=%s on %s", msg.type, stream)  # type: ignore[attr-defined]
             return
         audio = np.frombuffer(msg.pcm, np.int16).astype(np.float32) / 32768.0
-        recent = (await self.r.get(self.context_key(msg.sid)) or b"").decode()
+        recent = ""
+        if self.cfg.prompt_context_chars:
+            recent = (await self.r.get(self.context_key(msg.sid)) or b"").decode()[
+                -self.cfg.prompt_context_chars :
+            ]
         prompt = build_prompt(self.cfg.lecture_prompt, msg.config.prompt, msg.config.keywords, recent)
         t0 = time.perf_counter()
-        result = await self.backend.transcribe(audio, msg.config.language, prompt)
+        result = await self.backend.transcribe(audio, msg.config.language, prompt, self.cfg.hotwords)
         pieces = keep_pieces(
             result.pieces,
             self.cfg.no_speech_threshold,
@@ -88,8 +91,8 @@ class TranscriberWorker(StreamWorker):
             if job.final:
                 record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
                 pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
-                if event.text:
-                    ctx = (recent + " " + event.text)[-CONTEXT_CHARS:]
+                if event.text and self.cfg.prompt_context_chars:
+                    ctx = (recent + " " + event.text)[-self.cfg.prompt_context_chars :]
                     pipe.set(self.context_key(job.sid), ctx, ex=CONTEXT_TTL_S)
             await pipe.execute()
 

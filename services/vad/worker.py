@@ -96,7 +96,9 @@ class VadWorker(StreamWorker):
         for utt in state.segmenter.flush():
             await self.emit(state, utt)
         n = state.segmenter.next_index
-        await xadd(self.r, self.cfg.events_key(state.sid), VadDone(segments=n), self.cfg.stream_maxlen)
+        await xadd(
+            self.r, self.cfg.transcripts_stream, VadDone(sid=state.sid, segments=n), self.cfg.stream_maxlen
+        )
         del self.sessions[state.sid]
         await self.r.delete(self.cfg.audio_key(state.sid))
         log.info("sid=%s audio ended segments=%d audio_s=%.1f", state.sid, n, state.samples / SAMPLE_RATE)
