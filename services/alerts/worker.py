@@ -81,19 +81,23 @@ class AlertsWorker(StreamWorker):
             if stale:
                 await self.r.hdel(key, *stale)
             return
-        det, nxt, alerts, fed = self.detector(h), int(h.get("next", 0)), [], []
+        nxt, fed, alerts = int(h.get("next", 0)), [], []
+        det: Detector | None = None  # built only when needed: a VadDone may come before any transcript
         while f"buf:{nxt}" in h:
             t = json.loads(h[f"buf:{nxt}"])
-            alerts += det.feed(nxt, t["start"], t["text"]) if t["text"] else []
+            if t["text"]:
+                det = det or self.detector(h)
+                alerts += det.feed(nxt, t["start"], t["text"])
             fed.append(f"buf:{nxt}")
             nxt += 1
         done = "expected" in h and nxt >= int(h["expected"])
-        if done:
+        if done and (det is not None or "detector" in h):
+            det = det or self.detector(h)
             alerts += det.flush()
         await self.write(sid, det, nxt, fed, alerts, done)
 
     async def write(
-        self, sid: str, det: Detector, nxt: int, fed: list[str], alerts: list[AlertEvent], done: bool
+        self, sid: str, det: Detector | None, nxt: int, fed: list[str], alerts: list[AlertEvent], done: bool
     ) -> None:
         events = self.cfg.events_key(sid)
         async with self.r.pipeline(transaction=True) as pipe:
@@ -101,9 +105,10 @@ class AlertsWorker(StreamWorker):
                 pipe.xadd(events, to_fields(a), maxlen=self.cfg.stream_maxlen)
             if done:
                 pipe.xadd(events, to_fields(AlertsDone(segments=nxt)), maxlen=self.cfg.stream_maxlen)
-            pipe.hset(
-                self.key(sid), mapping={"detector": json.dumps(det.state()), "next": nxt, "done": int(done)}
-            )
+            state: dict[str, str | int] = {"next": nxt, "done": int(done)}
+            if det is not None:
+                state["detector"] = json.dumps(det.state())
+            pipe.hset(self.key(sid), mapping=state)
             if fed:
                 pipe.hdel(self.key(sid), *fed)
             pipe.expire(self.key(sid), STATE_TTL_S)
