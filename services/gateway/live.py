@@ -9,6 +9,7 @@ All frames to the client go through one bounded queue and one sender task.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -62,18 +63,27 @@ class LiveSession:
                     await self.on_text(frame.data)
                 elif frame.type == WSMsgType.ERROR:
                     log.warning("sid=%s websocket error: %s", self.sid, self.ws.exception())
+        except REDIS_DOWN as e:
+            log.error("sid=%s redis unavailable: %r", self.sid, e)
+            self.error("unavailable", "the server's storage is unreachable; please retry shortly")
+            self.outbox.put_nowait(None)
+            await asyncio.gather(*self.tasks[:1], return_exceptions=True)
         finally:
             await self.close()
 
     async def close(self) -> None:
+        with contextlib.suppress(*REDIS_DOWN):
+            await self.stop_if_abandoned()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def stop_if_abandoned(self) -> None:
         if self.sid and not self.stopped:
             # The client went away without stop: finish the session so its transcript is complete.
             self.stopped = True
             await xadd(self.r, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
             log.info("sid=%s client disconnected before stop", self.sid)
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
     def send(self, msg: Msg) -> None:
         try:
