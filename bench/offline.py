@@ -4,6 +4,7 @@
 
 For each lecture (PREFIX.wav + PREFIX.json, see bench.common):
   whole     the whole file transcribed in one faster-whisper call: the accuracy limit;
+  whole+vad the same with faster-whisper's own Silero VAD filter (vad_filter=True);
   chunk3s   the naive design: fixed 3-second chunks, each transcribed alone (the same fixed
             lecture prompt for every chunk, no carry-over of the previous chunk's text), segment
             times offset by the chunk's start.
@@ -88,11 +89,12 @@ def _shift(start: float, end: float, text: str, offset: float, limit: float | No
 
 
 def transcribe(
-    model: WhisperModel, audio: np.ndarray, word_times: bool, offset: float = 0.0, limit: float | None = None
+    model: WhisperModel, audio: np.ndarray, word_times: bool, offset: float = 0.0, limit: float | None = None,
+    vad: bool = False,
 ) -> tuple[list[HypSegment], list[HypSegment]]:
     """(segments, words) of one faster-whisper call, times shifted by `offset`, capped at `limit`."""
     segments, _info = model.transcribe(audio, beam_size=BEAM_SIZE, language="en", initial_prompt=PROMPT,
-                                       word_timestamps=word_times)
+                                       word_timestamps=word_times, vad_filter=vad)
     segs, words = [], []
     for s in segments:
         segs.append(_shift(s.start, s.end, s.text, offset, limit))
@@ -100,11 +102,11 @@ def transcribe(
     return segs, words
 
 
-def run_whole(model: WhisperModel, lecture: Lecture, word_times: bool) -> Baseline:
+def run_whole(model: WhisperModel, lecture: Lecture, word_times: bool, vad: bool = False) -> Baseline:
     wall, cpu = time.perf_counter(), time.process_time()
-    segs, words = transcribe(model, lecture.audio_float(), word_times)
+    segs, words = transcribe(model, lecture.audio_float(), word_times, vad=vad)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return Baseline("whole", segs, wall, cpu, lecture.duration, words if word_times else None)
+    return Baseline("whole+vad" if vad else "whole", segs, wall, cpu, lecture.duration, words if word_times else None)
 
 
 def run_chunked(model: WhisperModel, lecture: Lecture, chunk_s: float, word_times: bool) -> Baseline:
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     for prefix in args.prefixes:
         lecture = load_lecture(prefix)
         results = [score(lecture, run_whole(model, lecture, args.word_times)),
+                   score(lecture, run_whole(model, lecture, args.word_times, vad=True)),
                    score(lecture, run_chunked(model, lecture, args.chunk, args.word_times))]
         print_table(lecture, results, args.show)
         rows += [as_json(lecture, b) for b in results]

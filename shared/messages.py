@@ -54,6 +54,9 @@ class TranscriptEvent(Msg):
     end: float
     text: str
     final: bool
+    # Partials only: the leading part of `text` that two consecutive partials agreed on (LocalAgreement-2);
+    # it will not change before the final. Absent on finals.
+    stable: str | None = None
 
 
 AlertCategory = Literal["exam", "quiz", "deadline", "assignment", "schedule", "custom"]
@@ -125,6 +128,7 @@ class SegmentJob(Msg):
     start: float
     end: float
     final: bool = True
+    rev: int = 0  # partials: the how-many-th partial of this segment; a newer one makes it stale
     config: SessionConfig
     pcm: bytes = Field(b"", exclude=True)
 
@@ -193,5 +197,7 @@ def from_fields(fields: dict[bytes, bytes]) -> Msg:
 
 
 def to_client_json(msg: Msg) -> str:
-    """A server-to-client message as the JSON text of a WebSocket frame."""
-    return msg.model_dump_json(exclude_none=False)
+    """A server-to-client message as the JSON text of a WebSocket frame (finals carry no `stable`)."""
+    if isinstance(msg, TranscriptEvent) and msg.stable is None:
+        return msg.model_dump_json(exclude={"stable"})
+    return msg.model_dump_json()

@@ -23,6 +23,7 @@ class CommonSettings(BaseSettings):
     sessions_stream: str = "sessions"
     audio_prefix: str = "audio:"
     segments_stream: str = "segments"
+    partials_stream: str = "segments:partial"
     transcripts_stream: str = "transcripts"
     events_prefix: str = "events:"
     stream_maxlen: int = Field(100_000, description="approximate bound of every shared stream")
@@ -36,6 +37,10 @@ class CommonSettings(BaseSettings):
 
     def events_key(self, sid: str) -> str:
         return f"{self.events_prefix}{sid}"
+
+    def partials_key(self, sid: str) -> str:
+        """Hash segment -> newest partial rev, or "final" once the utterance is closed."""
+        return f"partials:{sid}"
 
 
 class GatewaySettings(CommonSettings):
@@ -53,6 +58,9 @@ class VadSettings(CommonSettings):
     vad_pad_s: float = 0.3
     vad_min_speech_s: float = 0.25
     vad_max_utterance_s: float = 20.0
+    partials: bool = True  # send growing utterances for partial results
+    partial_interval_s: float = 1.0
+    partial_min_speech_s: float = 0.5
 
 
 class TranscriberSettings(CommonSettings):
@@ -67,6 +75,8 @@ class TranscriberSettings(CommonSettings):
     hotwords: str = "exam quiz midterm homework deadline"
     # The end of the session's recent final text added to the prompt (0: off; tiny.en did better without).
     prompt_context_chars: int = 0
+    partial_beam_size: int = 1
+    word_timestamps: bool = True  # finals: segment start/end from the first and last word
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
@@ -78,6 +88,13 @@ class TranscriberSettings(CommonSettings):
 
 class AlertsSettings(CommonSettings):
     timezone: str | None = None  # default: the server's
+    # Optional LLM classifier (services/alerts/llm.py), any OpenAI-compatible chat completions endpoint;
+    # the rules decide whenever the call fails, times out or answers something invalid.
+    alerts_llm: bool = False
+    alerts_llm_model: str = "gpt-4o-mini"
+    alerts_llm_base_url: str | None = None  # default: the openai client's (OPENAI_BASE_URL or api.openai.com)
+    alerts_llm_api_key: str | None = None  # default: OPENAI_API_KEY, else "unused" (local servers)
+    alerts_llm_timeout_s: float = 5.0
 
 
 class LauncherSettings(CommonSettings):

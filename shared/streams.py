@@ -119,6 +119,13 @@ class StreamWorker:
                 delay = min(delay * 2, self.settings.retry_max_s)
 
     async def step(self) -> None:
+        streams = await self.prepare()
+        if streams:
+            await self.read(streams, self.settings.read_count, self.settings.block_ms)
+        await self.after_batch()
+
+    async def prepare(self) -> list[str]:
+        """The current streams, with their groups made and idle entries reclaimed now and then."""
         streams = list(self.streams())
         for s in streams:
             if s not in self._known_groups:
@@ -128,17 +135,18 @@ class StreamWorker:
             self._last_claim = time.monotonic()
             for s in streams:
                 await self.reclaim(s)
-        if streams:
-            resp = await self.r.xreadgroup(
-                self.group,
-                self.consumer,
-                {s: ">" for s in streams},
-                count=self.settings.read_count,
-                block=self.settings.block_ms,
-            )
-            for stream, entries in resp or []:
-                await self.process(stream.decode(), entries)
-        await self.after_batch()
+        return streams
+
+    async def read(self, streams: list[str], count: int, block: int | None) -> int:
+        """One XREADGROUP over `streams` (in that order); process what came; return how many."""
+        resp = await self.r.xreadgroup(
+            self.group, self.consumer, {s: ">" for s in streams}, count=count, block=block
+        )
+        n = 0
+        for stream, entries in resp or []:
+            n += len(entries)
+            await self.process(stream.decode(), entries)
+        return n
 
     async def reclaim(self, stream: str) -> None:
         """Take over entries idle past `claim_idle_ms` (their consumer died), following the cursor."""

@@ -10,6 +10,7 @@ message changes is written in one transaction, so any alerts worker can carry on
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterable
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import redis.asyncio as aioredis
 
 from services.alerts.detector import Detector
+from services.alerts.llm import make_detector, restore_detector
 from shared.messages import AlertEvent, AlertsDone, Msg, SessionConfig, TranscriptRecord, VadDone, to_fields
 from shared.service import heartbeat
 from shared.settings import AlertsSettings
@@ -67,10 +69,10 @@ class AlertsWorker(StreamWorker):
 
     def detector(self, h: dict[str, str]) -> Detector:
         if "detector" in h:
-            return Detector.from_state(json.loads(h["detector"]))
+            return restore_detector(self.cfg, json.loads(h["detector"]))
         config = SessionConfig.model_validate_json(h["config"]) if "config" in h else SessionConfig()
         now, tz = session_now(config, self.cfg.timezone)
-        return Detector(keywords=config.keywords, now=now, tz=tz)
+        return make_detector(self.cfg, config.keywords, now, tz)
 
     async def advance(self, sid: str) -> None:
         """Feed every transcript that is next in order; finish the session when all are in."""
@@ -87,13 +89,13 @@ class AlertsWorker(StreamWorker):
             t = json.loads(h[f"buf:{nxt}"])
             if t["text"]:
                 det = det or self.detector(h)
-                alerts += det.feed(nxt, t["start"], t["text"])
+                alerts += await asyncio.to_thread(det.feed, nxt, t["start"], t["text"])  # may call a model
             fed.append(f"buf:{nxt}")
             nxt += 1
         done = "expected" in h and nxt >= int(h["expected"])
         if done and (det is not None or "detector" in h):
             det = det or self.detector(h)
-            alerts += det.flush()
+            alerts += await asyncio.to_thread(det.flush)
         await self.write(sid, det, nxt, fed, alerts, done)
 
     async def write(

@@ -32,6 +32,7 @@ from shared.messages import (
     SessionOpened,
     StartMessage,
     StopMessage,
+    TranscriptEvent,
     client_message,
     from_fields,
     to_client_json,
@@ -177,6 +178,7 @@ class LiveSession:
     async def relay(self, sid: str) -> None:
         """Forward the session's events; note when every utterance has been transcribed and scanned."""
         key, last = self.s.events_key(sid), "0-0"
+        finalized: set[int] = set()
         delay = 0.2
         while True:
             try:
@@ -191,6 +193,11 @@ class LiveSession:
                 for entry_id, fields in entries:
                     last = entry_id
                     msg = from_fields(fields)
+                    if isinstance(msg, TranscriptEvent):
+                        if msg.segment in finalized:
+                            continue  # a final never changes: a late partial or a repeat is dropped
+                        if msg.final:
+                            finalized.add(msg.segment)
                     if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
                         self.send(msg)
                     elif isinstance(msg, AlertsDone):

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from services.transcriber.backends import make_backend
+from services.transcriber.backends import Request, make_backend
 from services.transcriber.worker import TranscriberWorker
 from shared.service import run
 from shared.settings import TranscriberSettings
@@ -22,7 +22,7 @@ async def main(stop: asyncio.Event) -> None:
     t0 = time.perf_counter()
     backend = make_backend(settings)
     if backend.name == "local":
-        await backend.transcribe(np.zeros(16000, np.float32), "en", "")
+        await backend.transcribe(Request(np.zeros(16000, np.float32), "en", ""))
     log.info("backend=%s ready in %.1fs", backend.name, time.perf_counter() - t0)
     r = connect(settings)
     if await wait_for_redis(r, settings, stop):

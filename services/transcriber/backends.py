@@ -1,8 +1,9 @@
 """Speech-to-text backends behind one interface: local faster-whisper, or an OpenAI-compatible API.
 
-A backend takes float32 16 kHz mono audio plus a language and a prompt and returns the text with
-per-piece timings relative to the audio's start. Hallucination guards that both backends share are
-applied by the worker to what a backend returns.
+A backend takes a `Request` (float32 16 kHz mono audio, language, prompt, hotwords, whether it is a
+partial, a forced prefix) and returns the decoded pieces with their timings relative to the audio's
+start, confidences and, for finals, word timings. The hallucination guards (`guards.py`) are applied
+by the worker to what any backend returns.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import io
 import logging
 import wave
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
 
 log = logging.getLogger(__name__)
+FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
 
 @dataclass
@@ -32,23 +34,30 @@ class Piece:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     compression_ratio: float = 1.0
+    words: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, word)
 
 
 @dataclass
 class Result:
     pieces: list[Piece] = field(default_factory=list)
 
-    @property
-    def text(self) -> str:
-        return " ".join(p.text.strip() for p in self.pieces if p.text.strip())
+
+@dataclass
+class Request:
+    """One transcription: the audio and how to decode it."""
+
+    audio: np.ndarray  # float32, 16 kHz mono
+    language: str | None
+    prompt: str
+    hotwords: str = ""
+    partial: bool = False  # a partial result: cheaper decoding, no word timings
+    prefix: str = ""  # words the result must start with (partials: the committed words)
 
 
 class Backend(Protocol):
     name: str
 
-    async def transcribe(
-        self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str = ""
-    ) -> Result: ...
+    async def transcribe(self, req: Request) -> Result: ...
 
 
 def default_model_path() -> str:
@@ -75,31 +84,43 @@ class LocalBackend:
         )
         self._lock = asyncio.Lock()
 
-    def _run(self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str) -> Result:
-        segments, _ = self.model.transcribe(
-            audio,
-            language=language or None,
-            beam_size=self.s.whisper_beam_size,
-            initial_prompt=prompt or None,
-            hotwords=hotwords or None,
-            condition_on_previous_text=False,
-            no_speech_threshold=self.s.no_speech_threshold,
-            log_prob_threshold=self.s.logprob_threshold,
-            compression_ratio_threshold=self.s.compression_ratio_threshold,
-            vad_filter=False,
-        )
+    def _options(self, req: Request) -> dict[str, Any]:
+        partial = req.partial
+        return {
+            "language": req.language or None,
+            "beam_size": self.s.partial_beam_size if partial else self.s.whisper_beam_size,
+            "initial_prompt": req.prompt or None,
+            "hotwords": req.hotwords or None,
+            "prefix": req.prefix or None,
+            "temperature": 0.0 if partial else list(FALLBACK_TEMPERATURES),
+            "condition_on_previous_text": False,
+            "word_timestamps": self.s.word_timestamps and not partial,
+            "no_speech_threshold": self.s.no_speech_threshold,
+            "log_prob_threshold": self.s.logprob_threshold,
+            "compression_ratio_threshold": self.s.compression_ratio_threshold,
+            "vad_filter": False,
+        }
+
+    def _run(self, req: Request) -> Result:
+        segments, _ = self.model.transcribe(req.audio, **self._options(req))
         return Result(
             [
-                Piece(s.start, s.end, s.text, s.avg_logprob, s.no_speech_prob, s.compression_ratio)
+                Piece(
+                    s.start,
+                    s.end,
+                    s.text,
+                    s.avg_logprob,
+                    s.no_speech_prob,
+                    s.compression_ratio,
+                    [(w.start, w.end, w.word) for w in s.words or []],
+                )
                 for s in segments
             ]
         )
 
-    async def transcribe(
-        self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str = ""
-    ) -> Result:
+    async def transcribe(self, req: Request) -> Result:
         async with self._lock:
-            return await asyncio.to_thread(self._run, audio, language, prompt, hotwords)
+            return await asyncio.to_thread(self._run, req)
 
 
 def to_wav(audio: np.ndarray) -> bytes:
@@ -125,33 +146,38 @@ class OpenAIBackend:
             api_key=s.openai_api_key, base_url=s.openai_base_url, timeout=s.openai_timeout_s, max_retries=2
         )
 
-    async def transcribe(
-        self, audio: np.ndarray, language: str | None, prompt: str, hotwords: str = ""
-    ) -> Result:
-        prompt = f"{hotwords} {prompt}".strip()
-        kwargs: dict = {"model": self.s.openai_model, "file": ("segment.wav", to_wav(audio), "audio/wav")}
+    async def transcribe(self, req: Request) -> Result:
+        prompt = " ".join(p for p in (req.hotwords, req.prompt, req.prefix) if p)
+        kwargs: dict[str, Any] = {
+            "model": self.s.openai_model,
+            "file": ("segment.wav", to_wav(req.audio), "audio/wav"),
+            "response_format": "verbose_json",
+        }
         if prompt:
             kwargs["prompt"] = prompt
-        if language:
-            kwargs["language"] = language
-        resp = await self.client.audio.transcriptions.create(response_format="verbose_json", **kwargs)
-        duration = len(audio) / SAMPLE_RATE
+        if req.language:
+            kwargs["language"] = req.language
+        if self.s.word_timestamps and not req.partial:
+            kwargs["timestamp_granularities"] = ["word", "segment"]
+        resp = await self.client.audio.transcriptions.create(**kwargs)
+        words = [(float(w.start), float(w.end), w.word) for w in getattr(resp, "words", None) or []]
         segs = getattr(resp, "segments", None) or []
         if not segs:
-            return Result([Piece(0.0, duration, resp.text or "")])
-        return Result(
-            [
-                Piece(
-                    float(seg.start),
-                    float(seg.end),
-                    seg.text,
-                    float(getattr(seg, "avg_logprob", 0.0) or 0.0),
-                    float(getattr(seg, "no_speech_prob", 0.0) or 0.0),
-                    float(getattr(seg, "compression_ratio", 1.0) or 1.0),
-                )
-                for seg in segs
-            ]
-        )
+            return Result([Piece(0.0, len(req.audio) / SAMPLE_RATE, resp.text or "", words=words)])
+        pieces = [
+            Piece(
+                float(seg.start),
+                float(seg.end),
+                seg.text,
+                float(getattr(seg, "avg_logprob", 0.0) or 0.0),
+                float(getattr(seg, "no_speech_prob", 0.0) or 0.0),
+                float(getattr(seg, "compression_ratio", 1.0) or 1.0),
+            )
+            for seg in segs
+        ]
+        for p in pieces:  # the API lists words for the whole file: give each piece its own
+            p.words = [w for w in words if p.start - 0.01 <= (w[0] + w[1]) / 2 <= p.end + 0.01]
+        return Result(pieces)
 
 
 def make_backend(s: TranscriberSettings) -> Backend:

@@ -1,10 +1,16 @@
-"""The transcriber loop: reads utterances from `segments` (consumer group "transcriber"), transcribes
-them with the configured backend, and writes each transcript to the session's event stream and, when
-final, to `transcripts` for the alerts worker, in one transaction.
+"""The transcriber loop: reads utterances (consumer group "transcriber"), transcribes them with the
+configured backend, and writes each transcript to the session's event stream and, when final, to
+`transcripts` for the alerts worker, in one transaction.
+
+Finals come from `segments`, partials (growing open utterances) from `segments:partial`. Finals are
+always served first: a partial is read only when no final waits, one at a time, and it is skipped
+when it is stale (a newer partial or the final of its utterance exists). Partials are stabilised with
+LocalAgreement-2; the committed words are passed to the model as a prefix, so they stay put.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -12,7 +18,8 @@ from collections.abc import Iterable
 import numpy as np
 import redis.asyncio as aioredis
 
-from services.transcriber.backends import Backend
+from services.transcriber.agreement import Agreement
+from services.transcriber.backends import Backend, Piece, Request
 from services.transcriber.guards import keep_pieces
 from shared.messages import Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
 from shared.service import heartbeat
@@ -20,7 +27,7 @@ from shared.settings import TranscriberSettings
 from shared.streams import StreamWorker
 
 log = logging.getLogger(__name__)
-CONTEXT_TTL_S = 6 * 3600
+STATE_TTL_S = 6 * 3600
 
 
 def build_prompt(lecture_prompt: str, session_prompt: str, keywords: list[str], recent: str = "") -> str:
@@ -33,6 +40,16 @@ def build_prompt(lecture_prompt: str, session_prompt: str, keywords: list[str], 
     return " ".join(p for p in parts if p)
 
 
+def timed_span(job: SegmentJob, pieces: list[Piece]) -> tuple[float, float]:
+    """Session times of the first and last word, when the backend gave word timings."""
+    words = [w for p in pieces for w in p.words]
+    if not words:
+        return job.start, job.end
+    start = min(job.end, job.start + max(0.0, words[0][0]))
+    end = min(job.end, job.start + words[-1][1])
+    return round(start, 3), round(max(start, end), 3)
+
+
 class TranscriberWorker(StreamWorker):
     group = "transcriber"
 
@@ -42,60 +59,104 @@ class TranscriberWorker(StreamWorker):
         super().__init__(settings, r, consumer)
         self.cfg = settings
         self.backend = backend
-        self.done = 0
+        self.done = {"final": 0, "partial": 0, "stale": 0}
 
     def streams(self) -> Iterable[str]:
-        return [self.cfg.segments_stream]
+        return [self.cfg.segments_stream, self.cfg.partials_stream]
+
+    async def step(self) -> None:
+        """Finals first: a non-blocking read of finals, else a blocking read that takes one partial."""
+        streams = await self.prepare()
+        if not await self.read(streams[:1], self.settings.read_count, None):
+            await self.read(streams, 1, self.settings.block_ms)
+        await self.after_batch()
 
     async def handle(self, stream: str, msg: Msg) -> None:
         if not isinstance(msg, SegmentJob):
             log.warning("unexpected message type=%s on %s", msg.type, stream)  # type: ignore[attr-defined]
             return
-        audio = np.frombuffer(msg.pcm, np.int16).astype(np.float32) / 32768.0
+        if msg.final:
+            await self.final(msg)
+        elif await self.is_current(msg):
+            await self.partial(msg)
+        else:
+            self.done["stale"] += 1
+
+    async def is_current(self, job: SegmentJob) -> bool:
+        latest = await self.r.hget(self.cfg.partials_key(job.sid), str(job.segment))
+        return latest is not None and latest.decode() == str(job.rev)
+
+    async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
+        audio = np.frombuffer(job.pcm, np.int16).astype(np.float32) / 32768.0
         recent = ""
         if self.cfg.prompt_context_chars:
-            recent = (await self.r.get(self.context_key(msg.sid)) or b"").decode()[
+            recent = (await self.r.get(self.context_key(job.sid)) or b"").decode()[
                 -self.cfg.prompt_context_chars :
             ]
-        prompt = build_prompt(self.cfg.lecture_prompt, msg.config.prompt, msg.config.keywords, recent)
+        prompt = build_prompt(self.cfg.lecture_prompt, job.config.prompt, job.config.keywords, recent)
+        req = Request(
+            audio, job.config.language, prompt, self.cfg.hotwords, partial=not job.final, prefix=prefix
+        )
         t0 = time.perf_counter()
-        result = await self.backend.transcribe(audio, msg.config.language, prompt, self.cfg.hotwords)
+        result = await self.backend.transcribe(req)
+        took = time.perf_counter() - t0
         pieces = keep_pieces(
             result.pieces,
             self.cfg.no_speech_threshold,
             self.cfg.logprob_threshold,
             self.cfg.compression_ratio_threshold,
         )
+        return pieces, len(result.pieces) - len(pieces), took
+
+    async def final(self, job: SegmentJob) -> None:
+        pieces, dropped, took = await self.decode(job)
         text = " ".join(p.text.strip() for p in pieces)
-        took = time.perf_counter() - t0
-        event = TranscriptEvent(segment=msg.segment, start=msg.start, end=msg.end, text=text, final=msg.final)
-        await self.write(msg, event, recent)
-        self.done += 1
+        start, end = timed_span(job, pieces)
+        event = TranscriptEvent(segment=job.segment, start=start, end=end, text=text, final=True)
+        record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.cfg.events_key(job.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
+            pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
+            pipe.hdel(self.agreement_key(job.sid), str(job.segment))
+            if text and self.cfg.prompt_context_chars:
+                pipe.append(self.context_key(job.sid), " " + text)
+                pipe.expire(self.context_key(job.sid), STATE_TTL_S)
+            await pipe.execute()
+        self.done["final"] += 1
         log.info(
-            "sid=%s seg=%d final=%s audio_s=%.2f took_s=%.2f dropped=%d text=%r",
-            msg.sid,
-            msg.segment,
-            msg.final,
-            len(audio) / 16000,
+            "sid=%s seg=%d final audio_s=%.2f took_s=%.2f dropped=%d text=%r",
+            job.sid,
+            job.segment,
+            job.end - job.start,
             took,
-            len(result.pieces) - len(pieces),
+            dropped,
             text,
+        )
+
+    async def partial(self, job: SegmentJob) -> None:
+        key = self.agreement_key(job.sid)
+        raw = await self.r.hget(key, str(job.segment))
+        agreement = Agreement.from_dict(json.loads(raw)) if raw else Agreement()
+        pieces, _, took = await self.decode(job, prefix=" ".join(agreement.committed))
+        text, stable = agreement.update(" ".join(p.text.strip() for p in pieces))
+        event = TranscriptEvent(
+            segment=job.segment, start=job.start, end=job.end, text=text, final=False, stable=stable
+        )
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.cfg.events_key(job.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
+            pipe.hset(key, str(job.segment), json.dumps(agreement.to_dict()))
+            pipe.expire(key, STATE_TTL_S)
+            await pipe.execute()
+        self.done["partial"] += 1
+        log.debug(
+            "sid=%s seg=%d partial rev=%d took_s=%.2f text=%r", job.sid, job.segment, job.rev, took, text
         )
 
     def context_key(self, sid: str) -> str:
         return f"context:{sid}"
 
-    async def write(self, job: SegmentJob, event: TranscriptEvent, recent: str) -> None:
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.cfg.events_key(job.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
-            if job.final:
-                record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
-                pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
-                if event.text and self.cfg.prompt_context_chars:
-                    ctx = (recent + " " + event.text)[-self.cfg.prompt_context_chars :]
-                    pipe.set(self.context_key(job.sid), ctx, ex=CONTEXT_TTL_S)
-            await pipe.execute()
+    def agreement_key(self, sid: str) -> str:
+        return f"agreement:{sid}"
 
     async def after_batch(self) -> None:
-        info = {"backend": self.backend.name, "done": self.done}
-        await heartbeat(self.r, "transcriber", self.consumer, info)
+        await heartbeat(self.r, "transcriber", self.consumer, {"backend": self.backend.name, **self.done})

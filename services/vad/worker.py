@@ -26,12 +26,14 @@ from shared.messages import (
     SessionConfig,
     SessionOpened,
     VadDone,
+    to_fields,
 )
 from shared.service import heartbeat
 from shared.settings import VadSettings
 from shared.streams import StreamWorker, xadd
 
 log = logging.getLogger(__name__)
+PARTIALS_TTL_S = 6 * 3600
 
 
 @dataclass
@@ -41,6 +43,8 @@ class SessionState:
     vad: StreamingVad
     segmenter: Segmenter
     samples: int = 0
+    partial_end: int = 0  # session sample up to which the open utterance was last sent as a partial
+    partial_rev: int = 0
 
 
 class VadWorker(StreamWorker):
@@ -91,6 +95,8 @@ class VadWorker(StreamWorker):
         probs = state.vad.push(pcm.astype(np.float32) / 32768.0)
         for utt in state.segmenter.push(pcm, probs):
             await self.emit(state, utt)
+        if self.cfg.partials:
+            await self.maybe_partial(state)
 
     async def stop(self, state: SessionState) -> None:
         for utt in state.segmenter.flush():
@@ -104,17 +110,56 @@ class VadWorker(StreamWorker):
         log.info("sid=%s audio ended segments=%d audio_s=%.1f", state.sid, n, state.samples / SAMPLE_RATE)
 
     async def emit(self, state: SessionState, utt: Utterance) -> None:
-        job = SegmentJob(
-            sid=state.sid,
-            segment=utt.index,
-            start=round(utt.start / SAMPLE_RATE, 3),
-            end=round(utt.end / SAMPLE_RATE, 3),
-            final=True,
-            config=state.config,
-            pcm=utt.audio.tobytes(),
-        )
-        await xadd(self.r, self.cfg.segments_stream, job, self.cfg.stream_maxlen)
+        job = self.job(state, utt.index, utt.start, utt.audio, final=True)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.cfg.segments_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
+            )
+            if self.cfg.partials:
+                pipe.hset(self.cfg.partials_key(state.sid), str(utt.index), "final")
+                pipe.expire(self.cfg.partials_key(state.sid), PARTIALS_TTL_S)
+            await pipe.execute()
+        state.partial_rev, state.partial_end = 0, 0
         log.info("sid=%s seg=%d utterance start=%.2f end=%.2f", state.sid, utt.index, job.start, job.end)
+
+    async def maybe_partial(self, state: SessionState) -> None:
+        """Send the open utterance for a partial result once it has grown by `partial_interval_s`."""
+        opened = state.segmenter.open_audio()
+        if opened is None:
+            return
+        start, audio = opened
+        end = start + len(audio)
+        grown = end - max(state.partial_end, start)
+        if (
+            grown < self.cfg.partial_interval_s * SAMPLE_RATE
+            or len(audio) < self.cfg.partial_min_speech_s * SAMPLE_RATE
+        ):
+            return
+        seg = state.segmenter.next_index
+        state.partial_rev += 1
+        state.partial_end = end
+        job = self.job(state, seg, start, audio, final=False, rev=state.partial_rev)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(self.cfg.partials_key(state.sid), str(seg), state.partial_rev)
+            pipe.expire(self.cfg.partials_key(state.sid), PARTIALS_TTL_S)
+            pipe.xadd(
+                self.cfg.partials_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
+            )
+            await pipe.execute()
+
+    def job(
+        self, state: SessionState, index: int, start: int, audio: np.ndarray, final: bool, rev: int = 0
+    ) -> SegmentJob:
+        return SegmentJob(
+            sid=state.sid,
+            segment=index,
+            start=round(start / SAMPLE_RATE, 3),
+            end=round((start + len(audio)) / SAMPLE_RATE, 3),
+            final=final,
+            rev=rev,
+            config=state.config,
+            pcm=audio.tobytes(),
+        )
 
     async def after_batch(self) -> None:
         await heartbeat(self.r, "vad", self.consumer, {"sessions": len(self.sessions)})

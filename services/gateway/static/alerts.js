@@ -1,6 +1,9 @@
 // Alerts: the panel (newest lecture moment first), browser notifications and a short beep.
 //
 // Each alert element: <article class="alert cat-<category>" data-segment="N" data-category="...">
+// A dated alert also gets <a class="add-to-calendar"> (its event, /api/sessions/<sid>/alerts.ics?segment=N)
+// and, once the session id is known, the panel header gets <a id="calendar-all"> (every dated alert).
+// The session id is given by `setSession(sid)`, or read from the page's #session-id element.
 
 import { formatClock, formatDate, formatTime, h } from "./util.js";
 
@@ -27,20 +30,54 @@ export function alertTitle(alert) {
   return title || categoryLabel(alert.category);
 }
 
+/** The session's alerts as an .ics file (one alert's with `segment`), keeping the page's ?token=. */
+export function calendarUrl(sid, segment = null, loc = window.location) {
+  const url = new URL(`/api/sessions/${encodeURIComponent(sid)}/alerts.ics`, loc.href);
+  if (segment !== null && segment !== undefined) url.searchParams.set("segment", String(segment));
+  const token = new URLSearchParams(loc.search).get("token");
+  if (token) url.searchParams.set("token", token);
+  return `${url.pathname}${url.search}`;
+}
+
 export class AlertsView extends EventTarget {
-  constructor(root, { countEl = null } = {}) {
+  constructor(root, { countEl = null, sessionEl = document.getElementById("session-id"), headEl = null } = {}) {
     super();
     this.root = root;
     this.countEl = countEl;
     this.keys = new Set();
     this.alerts = [];
+    this.sessionId = null;
+    this.calendarAll = this._makeCalendarAll(headEl || root.closest(".alerts-panel")?.querySelector(".panel-head"));
+    if (sessionEl) {
+      // Follows the session id the page shows (a new one after a failed resume), unless setSession is used.
+      const sync = () => this.setSession(sessionEl.textContent.trim() || null);
+      new MutationObserver(sync).observe(sessionEl, { childList: true, characterData: true, subtree: true });
+      sync();
+    }
     root.addEventListener("click", (event) => this._activate(event));
     root.addEventListener("keydown", (event) => {
+      if (event.target.closest("a, button")) return; // links keep their own Enter
       if (event.key === "Enter" || event.key === " ") {
         event.preventDefault();
         this._activate(event);
       }
     });
+  }
+
+  /** The session the next alerts belong to (null: unknown); shows "All to calendar" once known. */
+  setSession(sid) {
+    this.sessionId = sid || null;
+    if (this.calendarAll) {
+      this.calendarAll.hidden = !this.sessionId;
+      if (this.sessionId) this.calendarAll.href = calendarUrl(this.sessionId);
+      else this.calendarAll.removeAttribute("href");
+    }
+    if (!this.sessionId) return;
+    // Dated alerts that came before the session id was known.
+    for (const el of this.root.querySelectorAll("article.alert[data-dated]:not([data-session])")) {
+      el.dataset.session = this.sessionId;
+      el.append(this._calendarLink(this.sessionId, Number(el.dataset.segment)));
+    }
   }
 
   clear() {
@@ -67,7 +104,13 @@ export class AlertsView extends EventTarget {
         tabindex: "0",
         title: "Show in transcript",
         "aria-label": `${label}: ${title}${when ? `, ${when}` : ""}. Show in transcript.`,
-        dataset: { segment, part, category: alert.category || "" },
+        dataset: {
+          segment,
+          part,
+          category: alert.category || "",
+          ...(alert.date ? { dated: "" } : {}),
+          ...(alert.date && this.sessionId ? { session: this.sessionId } : {}),
+        },
       },
       h(
         "div",
@@ -78,6 +121,7 @@ export class AlertsView extends EventTarget {
       ),
       h("h3", { class: "alert-title" }, title),
       alert.text ? h("blockquote", { class: "alert-quote" }, `“${String(alert.text).trim()}”`) : null,
+      alert.date && this.sessionId ? this._calendarLink(this.sessionId, segment) : null,
     );
     // Newest lecture moment first: before the first alert of an earlier (part, segment).
     let before = null;
@@ -96,7 +140,32 @@ export class AlertsView extends EventTarget {
     return el;
   }
 
+  _calendarLink(sid, segment) {
+    return h(
+      "a",
+      { class: "add-to-calendar", href: calendarUrl(sid, segment), title: "Download this event (.ics) for your calendar" },
+      "Add to calendar",
+    );
+  }
+
+  _makeCalendarAll(head) {
+    if (!head) return null;
+    const a = h(
+      "a",
+      {
+        id: "calendar-all",
+        class: "btn btn-small calendar-all",
+        title: "Download every dated alert of this session (.ics) for your calendar",
+        hidden: true,
+      },
+      "All to calendar",
+    );
+    head.append(a);
+    return a;
+  }
+
   _activate(event) {
+    if (event.target.closest("a")) return; // a calendar link, not "show in transcript"
     const el = event.target.closest(".alert");
     if (!el || !this.root.contains(el)) return;
     this.dispatchEvent(
