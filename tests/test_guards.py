@@ -58,6 +58,7 @@ def test_keep_pieces_keeps_only_real_speech() -> None:
         piece("la la la la la la la la", avg_logprob=-0.9, no_speech_prob=0.3, compression_ratio=3.1),
         piece("hmm", avg_logprob=-1.6, no_speech_prob=0.8, compression_ratio=1.0),
         piece("   "),
+        piece(" ."),
     ]
     kept = keep_pieces(pieces, 0.6, -1.0, 2.4)
     assert [p.text for p in kept] == ["The midterm is on Friday."]

@@ -22,6 +22,9 @@ from shared.settings import TranscriberSettings
 
 log = logging.getLogger(__name__)
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+TAIL_S = 0.6  # what is left of an utterance after its last word: VAD padding, not speech
+PARTIAL_MAX_TOKENS = 160
+PROMPT_MAX_TOKENS = 224  # Whisper's previous-text budget (half its 448-token context)
 
 
 @dataclass
@@ -102,25 +105,80 @@ class LocalBackend:
         }
 
     def _run(self, req: Request) -> Result:
+        duration = len(req.audio) / SAMPLE_RATE
         segments, _ = self.model.transcribe(req.audio, **self._options(req))
+        pieces = []
+        for s in segments:
+            words = [(w.start, w.end, w.word) for w in s.words or []]
+            pieces.append(
+                Piece(s.start, s.end, s.text, s.avg_logprob, s.no_speech_prob, s.compression_ratio, words)
+            )
+            # With word timings faster-whisper would go on to decode the trailing padding as a window
+            # of its own (slow, and it yields junk): the utterance is done once its end is reached.
+            if s.end >= duration - TAIL_S:
+                break
+        return Result(pieces)
+
+    def _run_partial(self, req: Request) -> Result:
+        """A partial: greedy decoding of an encoder run on the audio's own length, not 30 s.
+
+        CTranslate2's Whisper encoder accepts shorter inputs; a 3 s utterance then costs a fraction
+        of a padded window, which is what makes a partial every second affordable.
+        """
+        from faster_whisper.transcribe import get_compression_ratio, get_ctranslate2_storage
+
+        feats = self.model.feature_extractor(req.audio)
+        frames = min(3000, (feats.shape[1] // 100 + 2) * 100)  # at least ~1 s of padding after it
+        padded = np.zeros((feats.shape[0], frames), np.float32)
+        padded[:, : min(frames, feats.shape[1])] = feats[:, :frames]
+        encoded = self.model.model.encode(get_ctranslate2_storage(padded[None]))
+        tok = self._tokenizer(req.language)
+        prefix = tok.encode(" " + req.prefix.strip()) if req.prefix.strip() else []
+        result = self.model.model.generate(
+            encoded,
+            [self._prompt_tokens(tok, req) + prefix],
+            beam_size=self.s.partial_beam_size,
+            return_scores=True,
+            return_no_speech_prob=True,
+            max_length=PARTIAL_MAX_TOKENS,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tok.eot]
+        text = tok.decode(tokens)  # the result starts with the forced prefix
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else 0.0
+        duration = len(req.audio) / SAMPLE_RATE
         return Result(
             [
                 Piece(
-                    s.start,
-                    s.end,
-                    s.text,
-                    s.avg_logprob,
-                    s.no_speech_prob,
-                    s.compression_ratio,
-                    [(w.start, w.end, w.word) for w in s.words or []],
+                    0.0,
+                    duration,
+                    text,
+                    avg_logprob,
+                    result.no_speech_prob,
+                    get_compression_ratio(text) if text else 0,
                 )
-                for s in segments
             ]
         )
 
+    def _tokenizer(self, language: str | None) -> Any:
+        from faster_whisper.tokenizer import Tokenizer
+
+        multilingual = self.model.model.is_multilingual
+        lang = (language or "en") if multilingual else None
+        return Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe", language=lang)
+
+    def _prompt_tokens(self, tok: Any, req: Request) -> list[int]:
+        previous = tok.encode(" " + req.prompt.strip()) if req.prompt.strip() else []
+        hot = tok.encode(" " + req.hotwords.strip()) if req.hotwords.strip() and not req.prefix else []
+        context = (hot + previous)[-(PROMPT_MAX_TOKENS - 1) :]
+        head = [tok.sot_prev, *context] if context else []
+        return [*head, *tok.sot_sequence, tok.no_timestamps]
+
     async def transcribe(self, req: Request) -> Result:
+        run = self._run_partial if req.partial else self._run
         async with self._lock:
-            return await asyncio.to_thread(self._run, req)
+            return await asyncio.to_thread(run, req)
 
 
 def to_wav(audio: np.ndarray) -> bytes:

@@ -60,7 +60,7 @@ def keep_pieces(
 ) -> list[Piece]:
     kept = []
     for p in pieces:
-        if not p.text.strip():
+        if not _WORD.search(p.text.lower()):  # empty, or punctuation only
             continue
         if no_speech(p, no_speech_threshold, logprob_threshold):
             continue

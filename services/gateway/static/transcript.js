@@ -69,7 +69,7 @@ export class TranscriptView extends EventTarget {
     el.dataset.start = String(item.start);
     el.dataset.end = String(item.end);
     el.querySelector(".ts").textContent = formatClock(item.start);
-    el.querySelector(".text").textContent = text;
+    renderText(el.querySelector(".text"), text, final ? "" : String(msg.stable ?? "").trim());
     this._afterChange();
     return el;
   }
@@ -176,4 +176,14 @@ function compareKeys(a, b) {
 
 function prefersReducedMotion() {
   return window.matchMedia && window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+}
+
+/** The text, with its stable prefix (partials) in a span of its own so only the tail looks tentative. */
+function renderText(node, text, stable) {
+  node.textContent = "";
+  if (stable && text.startsWith(stable)) {
+    node.append(h("span", { class: "stable" }, stable), text.slice(stable.length));
+  } else {
+    node.textContent = text;
+  }
 }
