@@ -1,9 +1,11 @@
 """`python -m services`: the local run. Starts the embedded Redis (unless REDIS_URL is set) and every
-service as a child process, restarts a child that dies, and stops them all cleanly on Ctrl-C/SIGTERM.
+service as a child process, restarts a child that dies (with backoff), and stops them all cleanly on
+Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -16,19 +18,68 @@ from shared.settings import LauncherSettings
 
 GRACE_S = 15
 MAX_BACKOFF_S = 30.0
+HEALTHY_AFTER_S = 60.0  # a child that ran this long gets its backoff reset
+log = logging.getLogger("launcher")
 
 
-def service_commands(transcribers: int) -> list[tuple[str, list[str]]]:
+def service_commands(transcribers: int) -> dict[str, list[str]]:
     py = sys.executable
-    cmds = [("gateway", [py, "-m", "services.gateway"]), ("vad", [py, "-m", "services.vad"])]
-    cmds += [(f"transcriber-{i + 1}", [py, "-m", "services.transcriber"]) for i in range(transcribers)]
-    cmds.append(("alerts", [py, "-m", "services.alerts"]))
+    cmds = {"gateway": [py, "-m", "services.gateway"], "vad": [py, "-m", "services.vad"]}
+    cmds |= {f"transcriber-{i + 1}": [py, "-m", "services.transcriber"] for i in range(transcribers)}
+    cmds["alerts"] = [py, "-m", "services.alerts"]
     return cmds
+
+
+class Supervisor:
+    """Child processes by name; each is restarted when it exits, after a doubling delay."""
+
+    def __init__(self, cmds: dict[str, list[str]], env: dict[str, str]) -> None:
+        self.cmds, self.env = cmds, env
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.started: dict[str, float] = {}
+        self.backoff = dict.fromkeys(cmds, 1.0)
+        self.due: dict[str, float] = {}
+        for name in cmds:
+            self.start(name)
+
+    def start(self, name: str) -> None:
+        # A session of its own: Ctrl-C reaches only the launcher, which then stops children in order.
+        self.procs[name] = subprocess.Popen(self.cmds[name], env=self.env, start_new_session=True)
+        self.started[name] = time.monotonic()
+
+    def poll(self) -> None:
+        now = time.monotonic()
+        for name, p in self.procs.items():
+            if p.poll() is None:
+                continue
+            if name not in self.due:
+                if now - self.started[name] > HEALTHY_AFTER_S:
+                    self.backoff[name] = 1.0
+                log.warning(
+                    "service=%s exited code=%s; restart in %.0fs", name, p.returncode, self.backoff[name]
+                )
+                self.due[name] = now + self.backoff[name]
+                self.backoff[name] = min(self.backoff[name] * 2, MAX_BACKOFF_S)
+            elif now >= self.due[name]:
+                del self.due[name]
+                self.start(name)
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + GRACE_S
+        for name, p in self.procs.items():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("service=%s did not stop in %ds; killed", name, GRACE_S)
+                p.kill()
 
 
 def main() -> None:
     s = LauncherSettings()
-    log = setup_logging("launcher", s.log_level)
+    setup_logging("launcher", s.log_level)
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -37,41 +88,19 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    env = dict(os.environ)
+    env = {**os.environ, "PORT": str(s.port)}
     redis_proc = None
     if "REDIS_URL" not in os.environ:
         redis_proc = start_redis(s.redis_port, os.path.join(s.data_dir, "redis"))
         env["REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
         log.info("embedded redis on port %d (data in %s)", s.redis_port, s.data_dir)
-    env["PORT"] = str(s.port)
-    cmds = dict(service_commands(s.transcribers))
-    procs = {name: subprocess.Popen(cmd, env=env, start_new_session=True) for name, cmd in cmds.items()}
-    backoff = dict.fromkeys(cmds, 1.0)
-    due: dict[str, float] = {}
+    children = Supervisor(service_commands(s.transcribers), env)
     log.info("serving http://localhost:%d with %d transcriber(s); Ctrl-C stops", s.port, s.transcribers)
     while not stopping:
         time.sleep(0.2)
-        now = time.monotonic()
-        for name, p in procs.items():
-            if p.poll() is None or stopping:
-                continue
-            if name not in due:  # restart with backoff, so a broken service does not spin
-                log.warning("service=%s exited code=%s; restart in %.0fs", name, p.returncode, backoff[name])
-                due[name] = now + backoff[name]
-                backoff[name] = min(backoff[name] * 2, MAX_BACKOFF_S)
-            elif now >= due.pop(name):
-                procs[name] = subprocess.Popen(cmds[name], env=env, start_new_session=True)
+        children.poll()
     log.info("stopping services")
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_S
-    for name, p in procs.items():
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("service=%s did not stop in %ds; killed", name, GRACE_S)
-            p.kill()
+    children.stop()
     if redis_proc is not None:
         redis_proc.terminate()
         redis_proc.wait(10)
