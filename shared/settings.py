@@ -48,6 +48,8 @@ class GatewaySettings(CommonSettings):
     port: int = 8080
     max_frame_bytes: int = 1 << 20
     end_timeout_s: float = Field(300.0, description="longest wait for pending work after stop")
+    resume_grace_s: float = Field(30.0, description="how long a dropped client may come back and resume")
+    session_retention_s: int = Field(30 * 86400, description="how long transcripts and alerts are kept")
 
 
 class VadSettings(CommonSettings):
@@ -59,6 +61,7 @@ class VadSettings(CommonSettings):
     vad_min_speech_s: float = 0.25
     vad_max_utterance_s: float = 20.0
     partials: bool = True  # send growing utterances for partial results
+    vad_idle_timeout_s: float = 120.0  # a session with no audio this long is ended (its client is gone)
     partial_interval_s: float = 1.0
     partial_min_speech_s: float = 0.5
 

@@ -19,12 +19,15 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SETTINGS = web.AppKey("settings", GatewaySettings)
 REDIS = web.AppKey("redis", aioredis.Redis)
+BACKGROUND = web.AppKey("background", set)  # grace timers of detached sessions
 REQUIRED = ("vad", "transcriber", "alerts")
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = connect(app[SETTINGS])
     yield
+    for task in list(app[BACKGROUND]):  # grace timers; the VAD's idle timeout covers those sessions
+        task.cancel()
     await app[REDIS].aclose()
 
 
@@ -51,13 +54,14 @@ async def transcribe_ws(request: web.Request) -> web.WebSocketResponse:
     s = request.app[SETTINGS]
     ws = web.WebSocketResponse(max_msg_size=s.max_frame_bytes, heartbeat=20.0)
     await ws.prepare(request)
-    await LiveSession(ws, request.app[REDIS], s).serve()
+    await LiveSession(ws, request.app[REDIS], s, request.app[BACKGROUND]).serve()
     return ws
 
 
 def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings or GatewaySettings()
+    app[BACKGROUND] = set()
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

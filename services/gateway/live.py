@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
+from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
 from shared.messages import (
     CLIENT_EVENTS,
     AlertsDone,
@@ -45,8 +46,16 @@ SEND_QUEUE = 1000
 
 
 class LiveSession:
-    def __init__(self, ws: web.WebSocketResponse, r: aioredis.Redis, settings: GatewaySettings) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        r: aioredis.Redis,
+        settings: GatewaySettings,
+        background: set[asyncio.Task] | None = None,
+    ) -> None:
         self.ws, self.r, self.s = ws, r, settings
+        self.store = SessionStore(r, settings)
+        self.background = background if background is not None else set()
         self.sid: str | None = None
         self.seq = 0
         self.stopped = False
@@ -80,11 +89,22 @@ class LiveSession:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def stop_if_abandoned(self) -> None:
-        if self.sid and not self.stopped:
-            # The client went away without stop: finish the session so its transcript is complete.
-            self.stopped = True
-            await xadd(self.r, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
-            log.info("sid=%s client disconnected before stop", self.sid)
+        """The client went away without stop: it may resume; if it does not, finish the session."""
+        if not self.sid or self.stopped:
+            return
+        self.stopped = True
+        token = await self.store.detach(self.sid)
+        log.info(
+            "sid=%s client disconnected before stop; resumable for %.0fs", self.sid, self.s.resume_grace_s
+        )
+        task = asyncio.create_task(self.stop_after_grace(self.sid, token))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def stop_after_grace(self, sid: str, token: str) -> None:
+        await asyncio.sleep(self.s.resume_grace_s)  # the grace period itself, not a synchronisation
+        if await self.store.stop_if_still_detached(sid, token, self.seq):
+            log.info("sid=%s not resumed in %.0fs; stopped", sid, self.s.resume_grace_s)
 
     def send(self, msg: Msg) -> None:
         try:
@@ -107,6 +127,11 @@ class LiveSession:
             await self.ws.send_str(text)
 
     async def open(self, start: StartMessage) -> None:
+        if start.session:
+            info = await self.store.get(start.session)
+            if info is not None:
+                return await self.resume(start.session, info)
+            self.error("unknown_session", "no such session to resume; a new session was started")
         self.sid = secrets.token_urlsafe(18)
         config = SessionConfig(
             language=start.language or None,
@@ -115,12 +140,24 @@ class LiveSession:
             timezone=start.timezone,
             started_at=time.time(),
         )
+        await self.store.create(self.sid, config)
         self.send(SessionEvent(session=self.sid))
         await xadd(
             self.r, self.s.sessions_stream, SessionOpened(sid=self.sid, config=config), self.s.stream_maxlen
         )
         self.tasks.append(asyncio.create_task(self.relay(self.sid)))
         log.info("sid=%s opened language=%s keywords=%d", self.sid, config.language, len(config.keywords))
+
+    async def resume(self, sid: str, info: dict[str, str]) -> None:
+        """Re-attach to a session: replay its events; go on taking audio if it is still live."""
+        self.sid = sid
+        await self.store.attach(sid)
+        self.send(SessionEvent(session=sid))
+        self.tasks.append(asyncio.create_task(self.relay(sid)))
+        if info.get("status") != LIVE:  # already stopped: the replay ends with its end
+            self.stopped = True
+            self.tasks.append(asyncio.create_task(self.finish_after_stop()))
+        log.info("sid=%s resumed status=%s", sid, info.get("status"))
 
     async def on_audio(self, data: bytes) -> None:
         if self.stopped:
@@ -163,6 +200,7 @@ class LiveSession:
         assert self.sid is not None
         self.stopped = True
         await xadd(self.r, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
+        await self.store.set_status(self.sid, STOPPING)
         log.info("sid=%s stop received frames=%d", self.sid, self.seq)
         self.tasks.append(asyncio.create_task(self.finish_after_stop()))
 
@@ -201,4 +239,5 @@ class LiveSession:
                     if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
                         self.send(msg)
                     elif isinstance(msg, AlertsDone):
+                        await self.store.set_status(sid, ENDED)
                         self.finished.set()

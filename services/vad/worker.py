@@ -9,8 +9,9 @@ At the client's stop it closes the open utterance and tells the gateway how many
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -43,6 +44,7 @@ class SessionState:
     vad: StreamingVad
     segmenter: Segmenter
     samples: int = 0
+    last_audio: float = field(default_factory=time.monotonic)
     partial_end: int = 0  # session sample up to which the open utterance was last sent as a partial
     partial_rev: int = 0
 
@@ -92,6 +94,7 @@ class VadWorker(StreamWorker):
     async def audio(self, state: SessionState, msg: AudioChunk) -> None:
         pcm = np.frombuffer(msg.pcm, np.int16)
         state.samples += len(pcm)
+        state.last_audio = time.monotonic()
         probs = state.vad.push(pcm.astype(np.float32) / 32768.0)
         for utt in state.segmenter.push(pcm, probs):
             await self.emit(state, utt)
@@ -162,4 +165,12 @@ class VadWorker(StreamWorker):
         )
 
     async def after_batch(self) -> None:
+        idle = [
+            s for s in self.sessions.values() if time.monotonic() - s.last_audio > self.cfg.vad_idle_timeout_s
+        ]
+        for state in idle:  # its client is gone and nobody stopped it (e.g. the gateway died)
+            log.warning(
+                "sid=%s no audio for %.0fs; ending the session", state.sid, self.cfg.vad_idle_timeout_s
+            )
+            await self.stop(state)
         await heartbeat(self.r, "vad", self.consumer, {"sessions": len(self.sessions)})

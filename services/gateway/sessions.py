@@ -1,0 +1,74 @@
+"""The gateway's session registry in Redis (`session:{sid}` hashes): which sessions exist, whether
+they still take audio, and which are detached from their client (connection dropped without stop).
+
+A dropped client may come back within `resume_grace_s` with `{"type":"start","session":sid}` and go
+on streaming; if it does not, the session is stopped as if it had said stop, so its transcript is
+completed. The check-and-stop is one optimistic transaction, so a resume racing the grace timer on
+another gateway either wins or loses cleanly.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from shared.messages import AudioStop, SessionConfig, to_fields
+from shared.settings import GatewaySettings
+
+SID_RE = re.compile(r"^[A-Za-z0-9_-]{8,100}$")
+LIVE, STOPPING, ENDED = "live", "stopping", "ended"
+
+
+class SessionStore:
+    def __init__(self, r: aioredis.Redis, settings: GatewaySettings) -> None:
+        self.r, self.s = r, settings
+
+    def key(self, sid: str) -> str:
+        return f"session:{sid}"
+
+    async def create(self, sid: str, config: SessionConfig) -> None:
+        key = self.key(sid)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key, mapping={"status": LIVE, "config": config.model_dump_json(), "created": time.time()}
+            )
+            pipe.expire(key, self.s.session_retention_s)
+            await pipe.execute()
+
+    async def get(self, sid: str) -> dict[str, str] | None:
+        if not SID_RE.match(sid):
+            return None
+        raw = await self.r.hgetall(self.key(sid))
+        return {k.decode(): v.decode() for k, v in raw.items()} or None
+
+    async def set_status(self, sid: str, status: str) -> None:
+        await self.r.hset(self.key(sid), "status", status)
+
+    async def attach(self, sid: str) -> None:
+        await self.r.hdel(self.key(sid), "detached")
+
+    async def detach(self, sid: str) -> str:
+        token = secrets.token_hex(8)
+        await self.r.hset(self.key(sid), "detached", token)
+        return token
+
+    async def stop_if_still_detached(self, sid: str, token: str, seq: int) -> bool:
+        """Stop the session's audio unless a client has resumed it since `detach` gave `token`."""
+        key = self.key(sid)
+        async with self.r.pipeline(transaction=True) as pipe:
+            try:
+                await pipe.watch(key)
+                if await pipe.hget(key, "detached") != token.encode():
+                    return False
+                pipe.multi()
+                pipe.hset(key, "status", STOPPING)
+                pipe.hdel(key, "detached")
+                pipe.xadd(self.s.audio_key(sid), to_fields(AudioStop(seq=seq)), maxlen=self.s.stream_maxlen)
+                await pipe.execute()
+                return True
+            except WatchError:
+                return False
