@@ -31,6 +31,7 @@ class CommonSettings(BaseSettings):
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
     retry_max_s: float = 10.0
+    session_retention_s: int = Field(30 * 86400, description="how long transcripts and alerts are kept")
 
     def audio_key(self, sid: str) -> str:
         return f"{self.audio_prefix}{sid}"
@@ -49,7 +50,6 @@ class GatewaySettings(CommonSettings):
     max_frame_bytes: int = 1 << 20
     end_timeout_s: float = Field(300.0, description="longest wait for pending work after stop")
     resume_grace_s: float = Field(30.0, description="how long a dropped client may come back and resume")
-    session_retention_s: int = Field(30 * 86400, description="how long transcripts and alerts are kept")
 
 
 class VadSettings(CommonSettings):

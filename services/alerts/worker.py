@@ -107,6 +107,7 @@ class AlertsWorker(StreamWorker):
                 pipe.xadd(events, to_fields(a), maxlen=self.cfg.stream_maxlen)
             if done:
                 pipe.xadd(events, to_fields(AlertsDone(segments=nxt)), maxlen=self.cfg.stream_maxlen)
+                pipe.expire(events, self.cfg.session_retention_s)  # the transcript is kept this long
             state: dict[str, str | int] = {"next": nxt, "done": int(done)}
             if det is not None:
                 state["detector"] = json.dumps(det.state())
