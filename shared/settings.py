@@ -30,6 +30,8 @@ class CommonSettings(BaseSettings):
     read_count: int = 16
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
+    max_deliveries: int = 3  # then the entry goes to the dead-letter stream
+    deadletter_stream: str = "deadletter"
     retry_max_s: float = 10.0
     session_retention_s: int = Field(30 * 86400, description="how long transcripts and alerts are kept")
 

@@ -163,11 +163,19 @@ class StreamWorker:
             cursor, entries = res[0], res[1]
             if entries:
                 log.info("reclaimed stream=%s entries=%d", stream, len(entries))
-                await self.process(stream, entries)
+                await self.process(stream, entries, await self.deliveries(stream, entries))
             if cursor in (b"0-0", "0-0"):
                 return
 
-    async def process(self, stream: str, entries: list) -> None:
+    async def deliveries(self, stream: str, entries: list) -> dict[bytes, int]:
+        """How many times each of these pending entries has been delivered."""
+        ids = [e[0] for e in entries]
+        rows = await self.r.xpending_range(
+            stream, self.group, min=min(ids), max=max(ids), count=len(ids) + 100
+        )
+        return {row["message_id"]: int(row["times_delivered"]) for row in rows}
+
+    async def process(self, stream: str, entries: list, deliveries: dict[bytes, int] | None = None) -> None:
         for entry_id, fields in entries:
             if fields is None:  # deleted while pending
                 await self.r.xack(stream, self.group, entry_id)
@@ -175,14 +183,32 @@ class StreamWorker:
             try:
                 msg = from_fields(fields)
             except ValueError as e:
-                log.error("dropping malformed entry stream=%s error=%s", stream, e)
-                await self.r.xack(stream, self.group, entry_id)
+                await self.bury(stream, entry_id, fields, f"malformed entry: {e}", None)
+                continue
+            if deliveries and deliveries.get(entry_id, 0) > self.settings.max_deliveries:
+                await self.bury(stream, entry_id, fields, f"failed {self.settings.max_deliveries} times", msg)
                 continue
             try:
                 await self.handle(stream, msg)
             except REDIS_DOWN:
                 raise
             except Exception:
-                log.exception("handler failed stream=%s type=%s; left pending", stream, msg.type)  # type: ignore[attr-defined]
+                log.exception("handler failed stream=%s type=%s; left pending for a retry", stream, msg.type)  # type: ignore[attr-defined]
                 continue
             await self.r.xack(stream, self.group, entry_id)
+
+    async def bury(self, stream: str, entry_id: bytes, fields: dict, reason: str, msg: Msg | None) -> None:
+        """Move an entry that cannot be handled to the dead-letter stream, so it is kept, not lost."""
+        dead = {**fields, "origin": stream, "origin_id": entry_id, "group": self.group, "reason": reason}
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(
+                self.settings.deadletter_stream, dead, maxlen=self.settings.stream_maxlen, approximate=True
+            )
+            pipe.xack(stream, self.group, entry_id)
+            await pipe.execute()
+        log.error("dead-lettered stream=%s id=%s reason=%s", stream, entry_id.decode(), reason)
+        if msg is not None:
+            await self.on_dead(stream, msg)
+
+    async def on_dead(self, stream: str, msg: Msg) -> None:
+        """Hook: a message was dead-lettered (tell its session, let it complete)."""

@@ -67,6 +67,13 @@ class AlertsWorker(StreamWorker):
         else:
             log.warning("unexpected message type=%s on %s", msg.type, stream)  # type: ignore[attr-defined]
 
+    async def on_dead(self, stream: str, msg: Msg) -> None:
+        """A transcript the detector keeps failing on: scan it as empty, so the session can end."""
+        if isinstance(msg, TranscriptRecord):
+            empty = msg.transcript.model_copy(update={"text": ""})
+            await self.r.hset(self.key(msg.sid), f"buf:{empty.segment}", empty.model_dump_json())
+            await self.advance(msg.sid)
+
     def detector(self, h: dict[str, str]) -> Detector:
         if "detector" in h:
             return restore_detector(self.cfg, json.loads(h["detector"]))

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from services.transcriber.agreement import Agreement
 from services.transcriber.backends import Backend, Piece, Request
 from services.transcriber.guards import keep_pieces
-from shared.messages import Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
+from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
 from shared.service import heartbeat
 from shared.settings import TranscriberSettings
 from shared.streams import StreamWorker
@@ -151,6 +151,20 @@ class TranscriberWorker(StreamWorker):
         log.debug(
             "sid=%s seg=%d partial rev=%d took_s=%.2f text=%r", job.sid, job.segment, job.rev, took, text
         )
+
+    async def on_dead(self, stream: str, msg: Msg) -> None:
+        """A final that keeps failing: tell the session, and close the segment with no text."""
+        if not isinstance(msg, SegmentJob) or not msg.final:
+            return
+        error = ErrorEvent(code="segment_failed", message=f"segment {msg.segment} could not be transcribed")
+        event = TranscriptEvent(segment=msg.segment, start=msg.start, end=msg.end, text="", final=True)
+        record = TranscriptRecord(sid=msg.sid, transcript=event, config=msg.config)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.cfg.events_key(msg.sid), to_fields(error), maxlen=self.cfg.stream_maxlen)
+            pipe.xadd(self.cfg.events_key(msg.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
+            pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
+            await pipe.execute()
+        log.error("sid=%s seg=%d dead-lettered; the session was told", msg.sid, msg.segment)
 
     def context_key(self, sid: str) -> str:
         return f"context:{sid}"
