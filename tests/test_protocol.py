@@ -57,9 +57,14 @@ async def test_audio_after_stop_is_an_error(stack: Stack) -> None:
     assert messages[-1] == {"type": "end"}
 
 
-async def test_oversized_frame_closes_with_1009_and_others_go_on(stack: Stack) -> None:
-    _, close_code = await exchange(stack.ws, [b"\x00" * ((1 << 20) + 2)])
-    assert close_code == 1009
+@pytest.mark.parametrize("frame", [b"\x00" * ((1 << 20) + 2), "x" * ((1 << 20) + 1)])
+async def test_oversized_frame_closes_with_1009_and_others_go_on(stack: Stack, frame: bytes | str) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(stack.ws) as ws:
+        await ws.send_bytes(b"\x00\x00" * 1600)
+        await (ws.send_bytes(frame) if isinstance(frame, bytes) else ws.send_str(frame))
+        while (await ws.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+            pass
+        assert ws.close_code == 1009
     messages = await stream(stack.ws, b"\x00\x00" * 16000)
     assert [m["type"] for m in messages] == ["session", "end"]
 

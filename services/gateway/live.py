@@ -16,7 +16,7 @@ import secrets
 import time
 
 import redis.asyncio as aioredis
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
@@ -67,6 +67,13 @@ class LiveSession:
         self.tasks.append(asyncio.create_task(self.sender()))
         try:
             async for frame in self.ws:
+                if (
+                    frame.type in (WSMsgType.BINARY, WSMsgType.TEXT)
+                    and len(frame.data) > self.s.max_frame_bytes
+                ):
+                    log.warning("sid=%s frame of %d bytes over the limit; closing", self.sid, len(frame.data))
+                    await self.ws.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"frame larger than 1 MiB")
+                    break
                 if frame.type == WSMsgType.BINARY:
                     await self.on_audio(frame.data)
                 elif frame.type == WSMsgType.TEXT:
