@@ -6,8 +6,11 @@ Names are the environment variable names, case-insensitive (`REDIS_URL`, `PORT`,
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_LECTURE_PROMPT = "Lecture transcription. Listen for exam dates, assignments, and deadlines."
 
@@ -52,6 +55,30 @@ class GatewaySettings(CommonSettings):
     max_frame_bytes: int = 1 << 20
     end_timeout_s: float = Field(300.0, description="longest wait for pending work after stop")
     resume_grace_s: float = Field(30.0, description="how long a dropped client may come back and resume")
+    # Access control and hostile input (services/gateway/security.py).
+    auth_token: str | None = Field(None, description="when set, required on /ws/transcribe and the APIs")
+    # Origins besides the gateway's own that may open the WebSocket or POST to the APIs:
+    # "https://a.edu,https://b.edu" or a JSON list; "*" allows any. Empty: same origin only.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+    max_sessions_per_client: int = 8  # live WebSocket sessions per client address
+    max_messages_per_s: float = 50.0  # frames per connection, sustained (token bucket)
+    max_messages_burst: int = 200  # frames per connection in a burst
+    trust_forwarded_for: bool = False  # client address from X-Forwarded-For (behind a reverse proxy only)
+
+    @field_validator("auth_token", mode="before")
+    @classmethod
+    def _blank_token_is_none(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: Any) -> Any:
+        """A comma-separated string or a JSON list; entries are stripped, empty ones dropped."""
+        if isinstance(v, str):
+            v = json.loads(v) if v.strip().startswith("[") else v.split(",")
+        if isinstance(v, list | tuple):
+            return [o.strip().rstrip("/") for o in v if isinstance(o, str) and o.strip()]
+        return v
 
 
 class VadSettings(CommonSettings):
@@ -63,6 +90,7 @@ class VadSettings(CommonSettings):
     vad_min_speech_s: float = 0.25
     vad_max_utterance_s: float = 20.0
     partials: bool = True  # send growing utterances for partial results
+    vad_lease_s: float = 5.0  # a dead VAD's sessions are taken over within about this long
     vad_idle_timeout_s: float = 120.0  # a session with no audio this long is ended (its client is gone)
     partial_interval_s: float = 1.0
     partial_min_speech_s: float = 0.5

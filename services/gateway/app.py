@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from services.gateway import calendar
+from services.gateway import calendar, history
 from services.gateway.live import LiveSession
 from shared.service import HEARTBEAT_PREFIX
 from shared.settings import GatewaySettings
@@ -70,4 +70,5 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app.router.add_get("/ws/transcribe", transcribe_ws)
     app.router.add_static("/static/", STATIC)
     calendar.add_routes(app)
+    history.add_routes(app)
     return app

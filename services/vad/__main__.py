@@ -14,7 +14,9 @@ async def main(stop: asyncio.Event) -> None:
     settings = VadSettings()
     r = connect(settings)
     if await wait_for_redis(r, settings, stop):
-        await VadWorker(settings, r).run(stop)
+        worker = VadWorker(settings, r)
+        await worker.run(stop)
+        await worker.hand_back()
     await r.aclose()
 
 

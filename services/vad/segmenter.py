@@ -141,3 +141,24 @@ class Segmenter:
         if drop:
             self.buf = self.buf[drop:]
             self.buf_start += drop
+
+    def state(self) -> tuple[dict, bytes]:
+        """(JSON-able fields, buffered audio) — everything needed to carry on elsewhere."""
+        meta = {
+            "next_index": self.next_index,
+            "buf_start": self.buf_start,
+            "probs": self.probs,
+            "windows_done": self.windows_done,
+            "utt_start": self.utt_start,
+            "speech_start": self.speech_start,
+            "silence_since": self.silence_since,
+        }
+        return meta, self.buf.tobytes()
+
+    @classmethod
+    def from_state(cls, cfg: SegmenterConfig, meta: dict, buf: bytes) -> Segmenter:
+        seg = cls(cfg)
+        for key, value in meta.items():
+            setattr(seg, key, value)
+        seg.buf = np.frombuffer(buf, np.int16).copy()
+        return seg

@@ -1,13 +1,17 @@
-"""The VAD worker loop: takes new sessions, reads their audio in order, writes utterances to `segments`.
+"""The VAD worker loop: takes sessions, reads their audio in order, writes utterances to `segments`.
 
-Sessions are announced on the sessions stream (consumer group "vad": each goes to one VAD worker);
-the worker then reads the session's `audio:{sid}` stream through the same group, runs streaming Silero
-VAD with that session's own LSTM state, and writes every finished utterance as a `SegmentJob`.
-At the client's stop it closes the open utterance and tells the gateway how many utterances there were.
+New sessions come from the sessions stream (consumer group "vad"). A worker owns a session through
+a lease it keeps renewing (`checkpoint.py`) and reads its `audio:{sid}` stream with XREAD from the
+last entry it processed, running streaming Silero VAD with the session's own LSTM state. Each
+finished utterance is written as a `SegmentJob` together with a checkpoint of the session's state;
+when the owner dies its lease lapses and another replica carries on from that checkpoint. At the
+client's stop (or after a long silence of its audio stream) it closes the open utterance and tells
+the alerts worker how many utterances there were.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import redis.asyncio as aioredis
 
+from services.vad import checkpoint
 from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
 from shared.messages import (
@@ -27,14 +32,16 @@ from shared.messages import (
     SessionConfig,
     SessionOpened,
     VadDone,
+    from_fields,
     to_fields,
 )
 from shared.service import heartbeat
 from shared.settings import VadSettings
-from shared.streams import StreamWorker, xadd
+from shared.streams import StreamWorker
 
 log = logging.getLogger(__name__)
-PARTIALS_TTL_S = 6 * 3600
+STATE_TTL_S = 6 * 3600
+IDLE_CHECKPOINT_S = 1.0
 
 
 @dataclass
@@ -43,10 +50,39 @@ class SessionState:
     config: SessionConfig
     vad: StreamingVad
     segmenter: Segmenter
+    last_id: str = "0-0"  # the last audio entry processed
     samples: int = 0
-    last_audio: float = field(default_factory=time.monotonic)
     partial_end: int = 0  # session sample up to which the open utterance was last sent as a partial
     partial_rev: int = 0
+    last_audio: float = field(default_factory=time.monotonic)
+    checkpointed: float = 0.0
+
+    def fields(self) -> dict[str, bytes | str]:
+        seg_meta, buf = self.segmenter.state()
+        meta = {
+            "config": self.config.model_dump(),
+            "samples": self.samples,
+            "partial_end": self.partial_end,
+            "partial_rev": self.partial_rev,
+            "segmenter": seg_meta,
+        }
+        return {"last_id": self.last_id, "meta": json.dumps(meta), "buf": buf, **self.vad.state()}
+
+    @classmethod
+    def restore(cls, sid: str, raw: dict, vad: StreamingVad, cfg: SegmenterConfig) -> SessionState:
+        meta = json.loads(raw["meta"])
+        vad.restore({k: raw[k] for k in ("h", "c", "context", "pending")})
+        seg = Segmenter.from_state(cfg, meta["segmenter"], raw["buf"])
+        return cls(
+            sid,
+            SessionConfig(**meta["config"]),
+            vad,
+            seg,
+            raw["last_id"].decode(),
+            meta["samples"],
+            meta["partial_end"],
+            meta["partial_rev"],
+        )
 
 
 class VadWorker(StreamWorker):
@@ -64,66 +100,121 @@ class VadWorker(StreamWorker):
             min_speech_s=settings.vad_min_speech_s,
             max_utterance_s=settings.vad_max_utterance_s,
         )
+        self.leases = checkpoint.Leases(r, self.consumer, int(settings.vad_lease_s * 1000))
         self.sessions: dict[str, SessionState] = {}
+        self._last_lease_check = 0.0
 
     def streams(self) -> Iterable[str]:
-        yield self.cfg.sessions_stream
-        for sid in self.sessions:
-            yield self.cfg.audio_key(sid)
+        return [self.cfg.sessions_stream]
+
+    async def step(self) -> None:
+        streams = await self.prepare()
+        await self.read(streams, self.settings.read_count, None if self.sessions else self.settings.block_ms)
+        if self.sessions:
+            await self.read_audio()
+        await self.after_batch()
 
     async def handle(self, stream: str, msg: Msg) -> None:
         if isinstance(msg, SessionOpened):
-            self.open(msg)
-            return
-        sid = stream.removeprefix(self.cfg.audio_prefix)
-        state = self.sessions.get(sid)
-        if state is None:
-            log.warning("sid=%s audio for a session this worker does not hold; skipped", sid)
-            return
-        if isinstance(msg, AudioChunk):
-            await self.audio(state, msg)
-        elif isinstance(msg, AudioStop):
-            await self.stop(state)
+            await self.open(msg)
 
-    def open(self, msg: SessionOpened) -> None:
-        self.sessions[msg.sid] = SessionState(
-            msg.sid, msg.config, StreamingVad(self.model), Segmenter(self.seg_cfg)
-        )
+    async def open(self, msg: SessionOpened) -> None:
+        if msg.sid in self.sessions or not await self.leases.take(msg.sid):
+            return  # a redelivery: this or another replica already has it
+        state = SessionState(msg.sid, msg.config, StreamingVad(self.model), Segmenter(self.seg_cfg))
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.sadd(checkpoint.LIVE_SET, msg.sid)
+            self.write_checkpoint(pipe, state)
+            await pipe.execute()
+        self.sessions[msg.sid] = state
         log.info("sid=%s session taken", msg.sid)
 
-    async def audio(self, state: SessionState, msg: AudioChunk) -> None:
-        pcm = np.frombuffer(msg.pcm, np.int16)
-        state.samples += len(pcm)
-        state.last_audio = time.monotonic()
-        probs = state.vad.push(pcm.astype(np.float32) / 32768.0)
-        for utt in state.segmenter.push(pcm, probs):
-            await self.emit(state, utt)
-        if self.cfg.partials:
-            await self.maybe_partial(state)
+    async def read_audio(self) -> None:
+        ids = {self.cfg.audio_key(sid): s.last_id for sid, s in self.sessions.items()}
+        resp = await self.r.xread(ids, count=self.settings.read_count, block=self.settings.block_ms)
+        for key, entries in resp or []:
+            sid = key.decode().removeprefix(self.cfg.audio_prefix)
+            for entry_id, fields in entries:
+                state = self.sessions.get(sid)
+                if state is None:
+                    break  # stopped, or its lease was lost
+                try:
+                    msg = from_fields(fields)
+                except ValueError as e:
+                    log.error("sid=%s malformed audio entry skipped: %s", sid, e)
+                    state.last_id = entry_id.decode()
+                    continue
+                await self.on_entry(state, entry_id.decode(), msg)
+
+    async def on_entry(self, state: SessionState, entry_id: str, msg: Msg) -> None:
+        if isinstance(msg, AudioChunk):
+            pcm = np.frombuffer(msg.pcm, np.int16)
+            state.samples += len(pcm)
+            state.last_audio = time.monotonic()
+            utts = state.segmenter.push(pcm, state.vad.push(pcm.astype(np.float32) / 32768.0))
+            state.last_id = entry_id
+            if utts or (
+                state.segmenter.utt_start is None
+                and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
+            ):
+                await self.emit(state, utts)
+            if self.cfg.partials:
+                await self.maybe_partial(state)
+        elif isinstance(msg, AudioStop):
+            state.last_id = entry_id
+            await self.stop(state)
+
+    def write_checkpoint(self, pipe: aioredis.client.Pipeline, state: SessionState) -> None:
+        key = checkpoint.state_key(state.sid)
+        pipe.hset(key, mapping=state.fields())
+        pipe.expire(key, STATE_TTL_S)
+        if state.last_id != "0-0":  # audio before the checkpoint is no longer needed
+            pipe.xtrim(self.cfg.audio_key(state.sid), minid=state.last_id, approximate=True)
+        state.checkpointed = time.monotonic()
+
+    async def emit(self, state: SessionState, utts: list[Utterance], done: bool = False) -> None:
+        """Write the utterances and the state after them in one transaction."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            for utt in utts:
+                job = self.job(state, utt.index, utt.start, utt.audio, final=True)
+                pipe.xadd(
+                    self.cfg.segments_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
+                )
+                pipe.hset(self.cfg.partials_key(state.sid), str(utt.index), "final")
+                pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
+            if done:
+                n = state.segmenter.next_index
+                pipe.xadd(
+                    self.cfg.transcripts_stream,
+                    to_fields(VadDone(sid=state.sid, segments=n)),
+                    maxlen=self.cfg.stream_maxlen,
+                    approximate=True,
+                )
+                pipe.srem(checkpoint.LIVE_SET, state.sid)
+                pipe.delete(checkpoint.state_key(state.sid), self.cfg.audio_key(state.sid))
+            else:
+                self.write_checkpoint(pipe, state)
+            await pipe.execute()
+        for utt in utts:
+            state.partial_rev, state.partial_end = 0, 0
+            log.info(
+                "sid=%s seg=%d utterance start=%.2f end=%.2f",
+                state.sid,
+                utt.index,
+                utt.start / SAMPLE_RATE,
+                utt.end / SAMPLE_RATE,
+            )
 
     async def stop(self, state: SessionState) -> None:
-        for utt in state.segmenter.flush():
-            await self.emit(state, utt)
-        n = state.segmenter.next_index
-        await xadd(
-            self.r, self.cfg.transcripts_stream, VadDone(sid=state.sid, segments=n), self.cfg.stream_maxlen
-        )
+        await self.emit(state, state.segmenter.flush(), done=True)
         del self.sessions[state.sid]
-        await self.r.delete(self.cfg.audio_key(state.sid))
-        log.info("sid=%s audio ended segments=%d audio_s=%.1f", state.sid, n, state.samples / SAMPLE_RATE)
-
-    async def emit(self, state: SessionState, utt: Utterance) -> None:
-        job = self.job(state, utt.index, utt.start, utt.audio, final=True)
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.cfg.segments_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
-            )
-            if self.cfg.partials:
-                pipe.hset(self.cfg.partials_key(state.sid), str(utt.index), "final")
-                pipe.expire(self.cfg.partials_key(state.sid), PARTIALS_TTL_S)
-            await pipe.execute()
-        state.partial_rev, state.partial_end = 0, 0
-        log.info("sid=%s seg=%d utterance start=%.2f end=%.2f", state.sid, utt.index, job.start, job.end)
+        await self.leases.release(state.sid)
+        log.info(
+            "sid=%s audio ended segments=%d audio_s=%.1f",
+            state.sid,
+            state.segmenter.next_index,
+            state.samples / SAMPLE_RATE,
+        )
 
     async def maybe_partial(self, state: SessionState) -> None:
         """Send the open utterance for a partial result once it has grown by `partial_interval_s`."""
@@ -144,7 +235,7 @@ class VadWorker(StreamWorker):
         job = self.job(state, seg, start, audio, final=False, rev=state.partial_rev)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.cfg.partials_key(state.sid), str(seg), state.partial_rev)
-            pipe.expire(self.cfg.partials_key(state.sid), PARTIALS_TTL_S)
+            pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
             pipe.xadd(
                 self.cfg.partials_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
             )
@@ -165,12 +256,48 @@ class VadWorker(StreamWorker):
         )
 
     async def after_batch(self) -> None:
-        idle = [
-            s for s in self.sessions.values() if time.monotonic() - s.last_audio > self.cfg.vad_idle_timeout_s
-        ]
-        for state in idle:  # its client is gone and nobody stopped it (e.g. the gateway died)
+        now = time.monotonic()
+        if now - self._last_lease_check >= self.cfg.vad_lease_s / 4:
+            self._last_lease_check = now
+            await self.keep_leases()
+            await self.adopt_orphans()
+        for state in [s for s in self.sessions.values() if now - s.last_audio > self.cfg.vad_idle_timeout_s]:
             log.warning(
                 "sid=%s no audio for %.0fs; ending the session", state.sid, self.cfg.vad_idle_timeout_s
             )
             await self.stop(state)
         await heartbeat(self.r, "vad", self.consumer, {"sessions": len(self.sessions)})
+
+    async def keep_leases(self) -> None:
+        for sid in list(self.sessions):
+            if not await self.leases.renew(sid):
+                log.warning("sid=%s lease lost to another replica; dropping the session here", sid)
+                del self.sessions[sid]
+
+    async def adopt_orphans(self) -> None:
+        """Take over sessions whose owner died, from their last checkpoint."""
+        for sid in await self.leases.orphans():
+            if sid in self.sessions or not await self.leases.take(sid):
+                continue
+            raw = await checkpoint.load(self.r, sid)
+            if raw is None:
+                await self.leases.release(sid)
+                continue
+            state = SessionState.restore(sid, raw, StreamingVad(self.model), self.seg_cfg)
+            self.sessions[sid] = state
+            log.warning(
+                "sid=%s taken over from checkpoint last_id=%s seg=%d",
+                sid,
+                state.last_id,
+                state.segmenter.next_index,
+            )
+
+    async def hand_back(self) -> None:
+        """On shutdown: checkpoint every session and give up its lease, so another replica goes on."""
+        for state in list(self.sessions.values()):
+            async with self.r.pipeline(transaction=True) as pipe:
+                self.write_checkpoint(pipe, state)
+                await pipe.execute()
+            await self.leases.release(state.sid)
+            log.info("sid=%s handed back at last_id=%s", state.sid, state.last_id)
+        self.sessions.clear()

@@ -11,6 +11,7 @@
 import { AlertsView, Beeper, Notifier, alertTitle, categoryLabel } from "./alerts.js";
 import { MicCapture } from "./capture.js";
 import { TranscribeConnection, transcribeUrl } from "./connection.js";
+import { HistoryPanel } from "./history.js";
 import { Notices } from "./notices.js";
 import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
 import { TranscriptView } from "./transcript.js";
@@ -44,6 +45,7 @@ const alerts = new AlertsView(ui.alerts, { countEl: ui.alertCount });
 const notices = new Notices(ui.notices);
 const notifier = new Notifier();
 const beeper = new Beeper();
+const pastLectures = new HistoryPanel($("history"));
 
 /** The current recording, or null before the first Start. */
 let rec = null;
@@ -205,6 +207,7 @@ function finish(r) {
   showLevel(0);
   wakeLock.release();
   render();
+  pastLectures.refreshIfOpen(); // the lecture just recorded joins the past ones
 }
 
 // --- server messages --------------------------------------------------------------------------
@@ -411,6 +414,7 @@ window.classrec = {
   transcript,
   alerts,
   notices,
+  history: pastLectures,
   get recording() {
     return rec;
   },

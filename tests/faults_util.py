@@ -1,0 +1,388 @@
+"""Helpers of the fault-injection tests: a cluster of real processes that can be stopped, killed and
+restarted one by one (Redis included), and a protocol client that survives a dropped connection.
+
+Every wait here is on an external condition (a health check, a heartbeat key, a log line, a message)
+with a deadline; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis
+
+from shared.redis_server import start_redis
+from tests.client import FRAME_BYTES
+from tests.conftest import ROOT, Lecture, free_port
+
+POLL_S = 0.1  # how often an external condition is polled while waiting for it
+GROUPS = {"vad": "vad", "transcriber": "transcriber", "alerts": "alerts"}
+
+
+def service_of(name: str) -> str:
+    """`transcriber-2` -> `transcriber`."""
+    return name.split("-")[0]
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, log: Callable[[], str] | None = None) -> Any:
+    """Poll `cond` until it returns something truthy; fail after `timeout` seconds saying `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}" + (log() if log else "")
+            )
+        time.sleep(POLL_S)  # polling an external condition, with a deadline
+
+
+class Cluster:
+    """Redis (AOF on) and each service as a separate process, on free ports, one log file per service.
+
+    Services are named `gateway`, `vad`, `alerts`, `transcriber-1`, `transcriber-2`, ...; a restarted
+    service appends to its log, after a `=== start` line.
+    """
+
+    def __init__(self, workdir: Path, **env: str) -> None:
+        self.dir = workdir
+        self.redis_port = free_port()
+        self.redis_dir = workdir / "redis"
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "REDIS_URL": self.redis_url,
+            "PORT": str(self.port),
+            "CLAIM_IDLE_MS": "2000",
+            "LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.redis_proc: subprocess.Popen | None = None
+        self.r = redis.Redis(port=self.redis_port, socket_connect_timeout=1, socket_timeout=5)
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/transcribe"
+
+    # --- Redis -------------------------------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        self.redis_proc = start_redis(self.redis_port, self.redis_dir, appendonly=True)
+
+    def stop_redis(self, timeout: float = 20) -> int:
+        """SIGTERM Redis (it writes its append-only file and exits) and wait; its exit code."""
+        assert self.redis_proc is not None
+        self.redis_proc.send_signal(signal.SIGTERM)
+        code = self.redis_proc.wait(timeout)
+        self.r.connection_pool.disconnect()
+        return code
+
+    # --- services ----------------------------------------------------------------------------------
+
+    def log_path(self, name: str) -> Path:
+        return self.dir / f"{name}.log"
+
+    def start(self, *names: str, **env: str) -> None:
+        """Start services (in parallel); `wait_ready` waits for them."""
+        for name in names:
+            assert name not in self.procs or self.procs[name].poll() is not None, f"{name} is running"
+            with self.log_path(name).open("a") as out:
+                out.write(f"=== start {name}\n")
+                out.flush()
+                self.procs[name] = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{service_of(name)}"],
+                    cwd=ROOT,
+                    env={**self.env, **env},
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def consumer(self, name: str) -> str:
+        """The consumer name the service uses in its group (see shared.streams.consumer_name)."""
+        return f"{GROUPS[service_of(name)]}-{socket.gethostname()}-{self.pid(name)}"
+
+    def name_of_consumer(self, consumer: str) -> str | None:
+        for name, p in self.procs.items():
+            if p.poll() is None and service_of(name) in GROUPS and self.consumer(name) == consumer:
+                return name
+        return None
+
+    def log(self, name: str) -> str:
+        return self.log_path(name).read_text(errors="replace")
+
+    def logs(self, tail: int = 3000) -> str:
+        """The end of every log, for an assertion message."""
+        return "".join(f"\n--- {n}.log\n{self.log(n)[-tail:]}" for n in sorted(self.procs))
+
+    def _ready(self, name: str) -> bool:
+        p = self.procs[name]
+        if p.poll() is not None:
+            raise AssertionError(f"{name} exited with {p.returncode}:\n{self.log(name)[-4000:]}")
+        if service_of(name) == "gateway":
+            try:
+                with urllib.request.urlopen(f"{self.http}/healthz", timeout=2) as resp:
+                    return resp.status == 200
+            except OSError:
+                return False
+        try:
+            return bool(self.r.exists(f"heartbeat:{service_of(name)}:{self.consumer(name)}"))
+        except redis.RedisError:
+            return False
+
+    def wait_ready(self, *names: str, timeout: float = 120) -> None:
+        """Wait until each service answers: the gateway its /healthz, a worker its heartbeat key."""
+        names = names or tuple(self.procs)
+        for name in names:
+            wait_for(lambda n=name: self._ready(n), timeout, f"{name} to be ready")  # type: ignore[misc]
+
+    def stop(self, name: str, timeout: float = 15) -> tuple[int, float]:
+        """SIGTERM a service; its exit code and how long it took (fails if it outlives `timeout`)."""
+        p = self.procs[name]
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        try:
+            code = p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
+            raise AssertionError(
+                f"{name} did not exit within {timeout}s of SIGTERM:\n{self.log(name)[-4000:]}"
+            ) from None
+        return code, time.monotonic() - t0
+
+    def kill(self, name: str) -> None:
+        self.procs[name].send_signal(signal.SIGKILL)
+        self.procs[name].wait(10)
+
+    def wait_log(self, name: str, pattern: str, timeout: float = 60) -> re.Match:
+        rx = re.compile(pattern)
+        return wait_for(lambda: rx.search(self.log(name)), timeout, f"{pattern!r} in {name}.log")
+
+    def pending(self, stream: str, group: str) -> dict[str, int]:
+        """Entries delivered but not acknowledged, per consumer."""
+        try:
+            info = self.r.xpending(stream, group)
+        except redis.ResponseError:  # no such group yet
+            return {}
+        return {c["name"].decode(): int(c["pending"]) for c in info.get("consumers", [])}
+
+    def close(self) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs.values():
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+        if self.redis_proc is not None and self.redis_proc.poll() is None:
+            self.redis_proc.terminate()
+            self.redis_proc.wait(20)
+        self.r.close()
+
+
+def start_cluster(workdir: Path, transcribers: int = 1, **env: str) -> Cluster:
+    c = Cluster(workdir, **env)
+    c.start_redis()
+    names = ["gateway", "vad", *(f"transcriber-{i + 1}" for i in range(transcribers)), "alerts"]
+    try:
+        c.start(*names)
+        c.wait_ready(*names)
+    except BaseException:
+        c.close()
+        raise
+    return c
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+class Dropped(Exception):
+    """The connection to the gateway went away before the session ended; `sent` bytes had been sent."""
+
+    def __init__(self, sent: int, total: int) -> None:
+        super().__init__(f"connection dropped after {sent} of {total} bytes")
+        self.sent = sent
+
+
+class Client:
+    """One protocol session seen from the client, across connections (a drop is resumed by id).
+
+    `conns` holds the messages of each connection in order of arrival.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.sid: str | None = None
+        self.conns: list[list[dict[str, Any]]] = []
+        self.close_codes: list[int | None] = []
+        self.http: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.reader: asyncio.Task | None = None
+        self.progress = asyncio.Event()
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return [m for c in self.conns for m in c]
+
+    @property
+    def connected(self) -> bool:
+        return (
+            self.ws is not None and not self.ws.closed and self.reader is not None and not self.reader.done()
+        )
+
+    async def connect(self, start: dict[str, Any] | None = None) -> None:
+        """Open a connection: a new session (`start`), or a resume of this one once it has an id."""
+        await self.disconnect()
+        self.http = aiohttp.ClientSession()
+        self.ws = await self.http.ws_connect(self.url)
+        msgs: list[dict[str, Any]] = []
+        self.conns.append(msgs)
+        first = {"type": "start", "session": self.sid} if self.sid else (start or {"type": "start"})
+        await self.ws.send_str(json.dumps(first))
+        self.reader = asyncio.create_task(self._read(self.ws, msgs))
+        await self.wait_until(lambda: any(m["type"] == "session" for m in msgs), 30, "the session id")
+        sid = next(m["session"] for m in msgs if m["type"] == "session")
+        assert self.sid in (None, sid), (self.sid, sid)
+        self.sid = sid
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse, msgs: list[dict[str, Any]]) -> None:
+        try:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    msgs.append(json.loads(msg.data))
+                    self.progress.set()
+        finally:
+            self.close_codes.append(ws.close_code)
+            self.progress.set()
+
+    async def disconnect(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self.reader is not None:
+            await asyncio.gather(self.reader, return_exceptions=True)
+        if self.http is not None:
+            await self.http.close()
+        self.ws = self.reader = self.http = None
+
+    async def send_audio(self, pcm: bytes, speed: float | None = None) -> None:
+        """Send PCM in 100 ms frames (paced at `speed`× real time, else as fast as possible)."""
+        t0 = time.monotonic()
+        for i in range(0, len(pcm), FRAME_BYTES):
+            if speed:
+                due = t0 + i / 32000 / speed
+                await asyncio.sleep(max(0.0, due - time.monotonic()))  # pacing, not synchronisation
+            if not self.connected:
+                raise Dropped(i, len(pcm))
+            assert self.ws is not None
+            try:
+                await self.ws.send_bytes(pcm[i : i + FRAME_BYTES])
+            except (ConnectionError, aiohttp.ClientError) as e:
+                raise Dropped(i, len(pcm)) from e
+
+    async def stop(self) -> None:
+        assert self.ws is not None
+        await self.ws.send_str(json.dumps({"type": "stop"}))
+
+    async def wait_until(self, cond: Callable[[], Any], within: float, what: str) -> Any:
+        """Wait for messages until `cond()` holds (checked after each message); fail after `within` s."""
+        deadline = time.monotonic() + within
+        while True:
+            got = cond()
+            if got:
+                return got
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out after {within:.0f}s waiting for {what}; got {self.conns}")
+            self.progress.clear()
+            try:
+                await asyncio.wait_for(self.progress.wait(), min(remaining, 1.0))
+            except TimeoutError:
+                pass
+
+    def final_count(self) -> int:
+        return len({m["segment"] for m in self.messages if m["type"] == "transcript" and m["final"]})
+
+    async def wait_finals(self, n: int, within: float = 60) -> None:
+        await self.wait_until(lambda: self.final_count() >= n, within, f"{n} finals")
+
+    async def wait_end_or_drop(self, within: float = 120) -> bool:
+        """True once this connection got `end`, False if it dropped before."""
+        msgs = self.conns[-1]
+        await self.wait_until(
+            lambda: (msgs and msgs[-1]["type"] == "end") or not self.connected, within, "end"
+        )
+        return bool(msgs) and msgs[-1]["type"] == "end"
+
+
+# --- checks on what the client received ------------------------------------------------------------
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9']+", text.lower())
+
+
+def check_connection(msgs: list[dict[str, Any]]) -> dict[int, str]:
+    """One connection: each final at most once, no transcript of a segment after its final."""
+    shown: dict[int, str] = {}
+    for m in msgs:
+        if m["type"] != "transcript":
+            continue
+        assert m["segment"] not in shown, f"segment {m['segment']} after its final: {m}"
+        if m["final"]:
+            shown[m["segment"]] = m["text"]
+    return shown
+
+
+def check_transcript(client: Client, lecture: Lecture, until_s: float) -> dict[int, str]:
+    """The session ended cleanly, and the last connection (a resume replays the whole session) got
+    every utterance of the audio streamed exactly once, each one the right sentence; finals that came
+    on earlier connections are identical."""
+    last = client.conns[-1]
+    assert last and last[-1] == {"type": "end"}, last[-3:]
+    errors = [m for c in client.conns for m in c if m["type"] == "error"]
+    assert not errors, errors
+    views = [check_connection(c) for c in client.conns]
+    shown = views[-1]
+    for v in views[:-1]:
+        for seg, text in v.items():
+            assert shown.get(seg) == text, f"segment {seg} changed: {text!r} then {shown.get(seg)!r}"
+    speech = [s for s in lecture.speech if s["end"] <= until_s]
+    assert sorted(shown) == list(range(len(speech))), (shown, [s["text"] for s in speech])
+    for seg, truth in enumerate(speech):
+        ref, hyp = words(truth["text"]), set(words(shown[seg]))
+        found = sum(w in hyp for w in ref) / len(ref)
+        assert found >= 0.5, f"segment {seg}: {shown[seg]!r} is not {truth['text']!r}"
+    return shown
+
+
+def alert_categories(client: Client) -> list[str]:
+    """Alerts of the last connection (the whole session, replayed after a resume)."""
+    return sorted(m["category"] for m in client.conns[-1] if m["type"] == "alert")

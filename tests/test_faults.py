@@ -1,0 +1,218 @@
+"""Fault injection on real processes and a real Redis: a transcriber killed mid-segment, Redis
+restarted mid-stream, each service stopped with SIGTERM while busy, twenty sessions at once beside a
+client that never reads. In each case the transcript the client received is checked: every utterance
+of the audio streamed, each final exactly once, and the session's `end`.
+
+A client that loses its connection resumes with `{"type":"start","session":sid}` (README, Resume); the
+resumed connection replays the session, so its view must hold every final exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.client import FRAME_BYTES, collect, finals
+from tests.conftest import Lecture, Stack
+from tests.faults_util import (
+    Client,
+    Cluster,
+    Dropped,
+    alert_categories,
+    check_transcript,
+    start_cluster,
+    wait_for,
+    words,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+CUT_S = 60.0  # the first ten sentences of lecture1: the deadline, the exam and the quiz
+SPLIT_S = 25.0  # inside the noise stretch after the fourth sentence
+RATE = 32000  # bytes of PCM16 per second
+
+
+@pytest.fixture
+def cluster_factory(tmp_path: Path) -> Iterator:
+    made: list[Cluster] = []
+
+    def make(**kw) -> Cluster:
+        c = start_cluster(tmp_path / f"cluster{len(made)}", **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+async def finish(client: Client, pcm: bytes, speed: float | None = None, within: float = 120) -> int:
+    """Send the rest of the audio, then stop, and wait for `end`; a dropped connection is resumed
+    (and the audio goes on from where the drop was seen). Returns the number of resumes."""
+    resumes, sent, stopped = 0, 0, False
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if not client.connected:
+                await client.connect()
+                resumes += 1
+                if stopped:  # the stop may not have reached the gateway before the drop
+                    await client.stop()
+            if not stopped:
+                await client.send_audio(pcm[sent:], speed)
+                sent = len(pcm)
+                await client.stop()
+                stopped = True
+        except Dropped as e:
+            sent += e.sent
+            continue
+        if await client.wait_end_or_drop(max(1.0, deadline - time.monotonic())):
+            return resumes
+        assert time.monotonic() < deadline, "no end"
+
+
+def transcriber_names(c: Cluster) -> list[str]:
+    return [n for n in c.procs if n.startswith("transcriber") and c.procs[n].poll() is None]
+
+
+def busy_transcriber(c: Cluster) -> str | None:
+    """A live transcriber that has finals delivered and not yet acknowledged (it is decoding one)."""
+    for consumer, n in c.pending("segments", "transcriber").items():
+        name = c.name_of_consumer(consumer)
+        if n and name:
+            return name
+    return None
+
+
+async def test_kill_9_of_a_transcriber_mid_segment_loses_and_repeats_nothing(
+    cluster_factory, lecture1: Lecture
+) -> None:
+    c: Cluster = cluster_factory(transcribers=2)
+    client = Client(c.ws)
+    await client.connect({"type": "start", "language": "en"})
+    await client.send_audio(lecture1.pcm[: int(CUT_S * RATE)])
+    await client.stop()
+    await client.wait_finals(1)
+    victim = await asyncio.to_thread(wait_for, lambda: busy_transcriber(c), 30, "a busy transcriber")
+    in_flight = c.pending("segments", "transcriber")[c.consumer(victim)]
+    c.kill(victim)
+    assert c.procs[victim].returncode == -9
+    [survivor] = transcriber_names(c)
+
+    assert await client.wait_end_or_drop(120), c.logs()
+    assert len(client.conns) == 1, "the client's connection never dropped"
+    check_transcript(client, lecture1, CUT_S)
+    assert alert_categories(client) == ["deadline", "exam", "quiz"]
+    assert "reclaimed stream=segments" in c.log(survivor), (in_flight, c.logs())
+    assert not c.r.xlen("deadletter")
+
+
+async def test_redis_restart_mid_stream_keeps_the_whole_transcript(
+    cluster_factory, lecture1: Lecture
+) -> None:
+    c: Cluster = cluster_factory()
+    client = Client(c.ws)
+    await client.connect({"type": "start", "language": "en"})
+    await client.send_audio(lecture1.pcm[: int(SPLIT_S * RATE)])
+    await client.wait_finals(1)
+    code = await asyncio.to_thread(c.stop_redis)
+    assert code == 0
+    await asyncio.to_thread(c.start_redis)  # same port, same append-only file
+    await finish(client, lecture1.pcm[int(SPLIT_S * RATE) : int(CUT_S * RATE)], speed=8)
+    check_transcript(client, lecture1, CUT_S)
+    assert alert_categories(client) == ["deadline", "exam", "quiz"]
+
+
+@pytest.mark.parametrize("service", ["gateway", "vad", "transcriber-1", "alerts"])
+async def test_sigterm_of_a_busy_service_exits_cleanly_and_loses_nothing(
+    cluster_factory, lecture1: Lecture, service: str
+) -> None:
+    c: Cluster = cluster_factory(END_TIMEOUT_S="100")
+    client = Client(c.ws)
+    await client.connect({"type": "start", "language": "en"})
+    pcm = lecture1.pcm[: int(CUT_S * RATE)]
+    if service == "gateway":
+        # The client is between sends while the gateway relays the first part's transcripts: the
+        # protocol has no acknowledgement of audio, so a frame in flight when a gateway dies is lost.
+        await client.send_audio(pcm[: int(SPLIT_S * RATE)])
+        await client.wait_finals(1)
+        code, took = await asyncio.to_thread(c.stop, service)
+        c.start(service)
+        await asyncio.to_thread(c.wait_ready, service)
+        resumes = await finish(client, pcm[int(SPLIT_S * RATE) :])
+        assert resumes >= 1
+    else:
+        sender = asyncio.create_task(finish(client, pcm, speed=4))
+        await client.wait_finals(1)
+        if service.startswith("transcriber"):
+            await asyncio.to_thread(wait_for, lambda: busy_transcriber(c), 30, "a busy transcriber")
+        code, took = await asyncio.to_thread(c.stop, service)
+        c.start(service)
+        await asyncio.to_thread(c.wait_ready, service)
+        assert await sender == 0, "the client's connection never dropped"
+    assert code == 0, c.log(service)[-3000:]
+    assert took < 15
+    assert "stopped" in c.log(service).split(f"=== start {service}\n")[1]
+    check_transcript(client, lecture1, CUT_S)
+    assert alert_categories(client) == ["deadline", "exam", "quiz"]
+
+
+# --- many sessions, one of them never reading -------------------------------------------------
+
+
+async def never_reads(url: str, pcm: bytes, done: asyncio.Event) -> int | None:
+    """Send a long lecture and stop, never reading a frame; stay connected until `done`."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(url, autoclose=False) as ws:
+        await ws.send_str(json.dumps({"type": "start", "language": "en"}))
+        try:
+            for i in range(0, len(pcm), FRAME_BYTES):
+                await ws.send_bytes(pcm[i : i + FRAME_BYTES])
+            await ws.send_str(json.dumps({"type": "stop"}))
+        except ConnectionError:
+            pass
+        await done.wait()
+        return ws.close_code
+
+
+async def timed_session(url: str, pcm: bytes) -> tuple[list[dict], float]:
+    """Stream as fast as possible; the messages, and the seconds from stop to end."""
+    messages: list[dict] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.send_str(json.dumps({"type": "start", "language": "en"}))
+        reader = asyncio.create_task(collect(ws, messages))
+        for i in range(0, len(pcm), FRAME_BYTES):
+            await ws.send_bytes(pcm[i : i + FRAME_BYTES])
+        await ws.send_str(json.dumps({"type": "stop"}))
+        stopped = time.monotonic()
+        await asyncio.wait_for(reader, 180)
+        return messages, time.monotonic() - stopped
+
+
+async def test_twenty_sessions_at_once_one_never_reading(stack: Stack, lecture1: Lecture) -> None:
+    clip_s = 12.5  # two sentences, then the pause before the third
+    done = asyncio.Event()
+    slow = asyncio.create_task(never_reads(stack.ws, lecture1.pcm, done))
+    results = await asyncio.gather(
+        *(timed_session(stack.ws, lecture1.pcm[: int(clip_s * RATE)]) for _ in range(19))
+    )
+    done.set()
+    await slow
+    speech = [s for s in lecture1.speech if s["end"] <= clip_s]
+    sids = set()
+    for messages, took in results:
+        sids.add(messages[0]["session"])
+        assert messages[-1] == {"type": "end"} and not [m for m in messages if m["type"] == "error"]
+        fs = finals(messages)
+        assert [f["segment"] for f in fs] == list(range(len(speech))), fs
+        for f, truth in zip(fs, speech, strict=True):
+            ref = words(truth["text"])
+            assert sum(w in words(f["text"]) for w in ref) >= len(ref) / 2, (f, truth)
+        assert took < 60, f"end came {took:.1f}s after stop"
+    assert len(sids) == 19
+    print("stop-to-end seconds:", sorted(round(t, 1) for _, t in results))
