@@ -149,6 +149,7 @@ class SessionFigures:
     end_after_stop: float | None
     wer: WerResult | None = None
     noise: NoiseWords | None = None
+    truth_latency: list[float] = field(default_factory=list)  # arrival - end of the spoken sentence
 
     @property
     def text(self) -> str:
@@ -191,10 +192,22 @@ def analyse(messages: list[tuple[float, dict]], lecture: Lecture, speed: float,
         end_after_stop=ends[0] - stop_at if ends and stop_at is not None else None,
     )
     if lecture.has_truth:
+        fig.truth_latency = truth_latency(finals, lecture, speed)
         fig.wer = word_errors(lecture.speech_text, fig.text)
         segs = [HypSegment(float(m["start"]), float(m["end"]), m["text"]) for m in fig.finals]
         fig.noise = noise_words(segs, lecture.spans)
     return fig
+
+
+def truth_latency(finals: list[tuple[float, dict]], lecture: Lecture, speed: float) -> list[float]:
+    """Arrival of each final minus the end of the ground-truth sentence it overlaps most."""
+    speech = [sp for sp in lecture.spans if sp.kind == "speech"]
+    out = []
+    for t, m in finals:
+        best = max(speech, key=lambda sp: min(sp.end, m["end"]) - max(sp.start, m["start"]), default=None)
+        if best is not None and min(best.end, m["end"]) > max(best.start, m["start"]):
+            out.append(t - best.end / speed)
+    return out
 
 
 # --- pooled report ------------------------------------------------------------------------------
@@ -222,6 +235,8 @@ def summarise(figs: list[SessionFigures], lecture: Lecture, cpu: dict[str, float
         "noise_words": noise.in_noise if lecture.has_truth else None,
         "silence_words": noise.in_silence if lecture.has_truth else None,
         "final_latency_p50": percentile(lat, 50), "final_latency_p95": percentile(lat, 95),
+        "truth_latency_p50": percentile([x for f in figs for x in f.truth_latency], 50),
+        "truth_latency_p95": percentile([x for f in figs for x in f.truth_latency], 95),
         "partial_lag_p50": percentile(lag, 50), "partial_lag_p95": percentile(lag, 95),
         "finals": len(lat), "partials": len(lag),
         "repeated_finals": sum(f.repeated_finals for f in figs),
@@ -244,6 +259,9 @@ def print_report(s: dict, figs: list[SessionFigures], lecture: Lecture, speed: f
     lat = [x for f in figs for x in f.final_latency]
     lag = [x for f in figs for x in f.partial_lag]
     print(f"  final latency    {_pct(lat)}   (repeated finals: {s['repeated_finals']})")
+    truth = [x for f in figs for x in f.truth_latency]
+    if truth:
+        print(f"  ... vs truth     {_pct(truth)}   (arrival - end of the spoken sentence in the truth)")
     print(f"  partial lag      {_pct(lag)}")
     print(f"  end after stop   {', '.join(fmt(x, '.2f', ' s') for x in s['end_after_stop'])}")
     print(f"  alerts           found {s['alerts_found']} / expected {s['alerts_expected']} / "

@@ -277,7 +277,13 @@ async def test_markdown(client: TestClient, r: aioredis.Redis) -> None:
     assert alerts < transcript
     alert_lines = [line for line in md[alerts:transcript].splitlines() if line.startswith("- ")]
     assert len(alert_lines) == 1
-    for part in ("**Exam**", "Midterm exam — Fri 14 Mar, 14:00", "2025-03-14 14:00", MIDTERM.text, "[01:15](#seg-1)"):
+    for part in (
+        "**Exam**",
+        "Midterm exam — Fri 14 Mar, 14:00",
+        "2025-03-14 14:00",
+        MIDTERM.text,
+        "[01:15](#seg-1)",
+    ):
         assert part in alert_lines[0]
     body = md[transcript:]
     assert f"**{MIDTERM.text}**" in body
@@ -290,7 +296,9 @@ async def test_markdown(client: TestClient, r: aioredis.Redis) -> None:
 # --- errors -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["", "/transcript.txt", "/transcript.srt", "/transcript.vtt", "/transcript.md"])
+@pytest.mark.parametrize(
+    "path", ["", "/transcript.txt", "/transcript.srt", "/transcript.vtt", "/transcript.md"]
+)
 async def test_unknown_and_malformed(client: TestClient, path: str) -> None:
     unknown = await client.get(f"/api/sessions/{secrets.token_urlsafe(18)}{path}")
     assert unknown.status == 404 and (await unknown.json())["error"] == "unknown session"
