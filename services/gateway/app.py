@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from services.gateway import calendar, history
+from services.gateway import calendar, history, security
 from services.gateway.live import LiveSession
 from shared.service import HEARTBEAT_PREFIX
 from shared.settings import GatewaySettings
@@ -56,14 +56,23 @@ async def transcribe_ws(request: web.Request) -> web.WebSocketResponse:
     # close with unread data would reset the connection); far larger ones aiohttp cuts off itself.
     ws = web.WebSocketResponse(max_msg_size=4 * s.max_frame_bytes, heartbeat=20.0)
     await ws.prepare(request)
-    await LiveSession(ws, request.app[REDIS], s, request.app[BACKGROUND]).serve()
+    limits, client = request.app[security.LIMITS], security.client_key(request, s.trust_forwarded_for)
+    if not limits.acquire(client):
+        await security.refuse(ws, f"too many sessions from this address (max {s.max_sessions_per_client})")
+        return ws
+    try:
+        await LiveSession(ws, request.app[REDIS], s, request.app[BACKGROUND]).serve()
+    finally:
+        limits.release(client)
     return ws
 
 
 def make_app(settings: GatewaySettings | None = None) -> web.Application:
+    s = settings or GatewaySettings()
     app = web.Application()
-    app[SETTINGS] = settings or GatewaySettings()
+    app[SETTINGS] = s
     app[BACKGROUND] = set()
+    security.install(app, s)  # token, Origin allowlist, sessions per client
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)

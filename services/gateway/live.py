@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
+from services.gateway import security
 from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
 from shared.messages import (
     CLIENT_EVENTS,
@@ -55,6 +56,7 @@ class LiveSession:
     ) -> None:
         self.ws, self.r, self.s = ws, r, settings
         self.store = SessionStore(r, settings)
+        self.rate = security.rate_limiter(settings)
         self.background = background if background is not None else set()
         self.sid: str | None = None
         self.seq = 0

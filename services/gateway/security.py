@@ -49,6 +49,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ORIGIN_CHECKED_PREFIXES = ("/api/", "/v1/")
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 MAX_CLOSE_REASON = 123  # bytes: a close frame's payload is at most 125, two of them the code
+EPSILON = 1e-9  # tokens: float error in refills must not refuse a frame that is due
 MARK = "classrec_security"  # attribute set on the middleware, so that it is installed only once
 
 
@@ -237,7 +238,7 @@ class RateLimiter:
     def allow(self, cost: float = 1.0) -> bool:
         """Takes `cost` tokens if there are that many; False (nothing taken) if not."""
         self.refill()
-        if self.tokens >= cost:
+        if self.tokens >= cost - EPSILON:
             self.tokens -= cost
             return True
         return False
@@ -245,12 +246,14 @@ class RateLimiter:
     def retry_after(self, cost: float = 1.0) -> float:
         """Seconds until `allow(cost)` would succeed (0 if it would now)."""
         self.refill()
-        return max(0.0, (cost - self.tokens) / self.rate)
+        return max(0.0, (cost - EPSILON - self.tokens) / self.rate)
 
     async def throttle(self, cost: float = 1.0) -> None:
-        """Waits until `cost` tokens are there, then takes them."""
-        while not self.allow(cost):
-            await self.sleep(self.retry_after(cost))
+        """Takes `cost` tokens, going into debt if need be, and waits until the debt is paid back."""
+        self.refill()
+        self.tokens -= cost
+        if self.tokens < -EPSILON:
+            await self.sleep(-self.tokens / self.rate)
 
 
 async def refuse(ws: web.WebSocketResponse, reason: str) -> None:
