@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.gateway.app import make_app
@@ -319,3 +320,17 @@ async def test_redis_down_is_503() -> None:
         for path in ("/api/sessions", f"/api/sessions/{secrets.token_urlsafe(18)}/transcript.md"):
             resp = await c.get(path)
             assert resp.status == 503 and "error" in await resp.json()
+
+
+def test_listing_needs_a_token_from_another_machine() -> None:
+    from aiohttp.test_utils import make_mocked_request
+
+    from services.gateway.history import may_list
+
+    def req(peer: str) -> web.Request:
+        transport = type("T", (), {"get_extra_info": lambda self, name, default=None: (peer, 1234)})()
+        return make_mocked_request("GET", "/api/sessions", transport=transport)
+
+    assert may_list(req("127.0.0.1"), None) and may_list(req("::1"), None)
+    assert not may_list(req("192.0.2.7"), None)
+    assert may_list(req("192.0.2.7"), "s3cret")

@@ -308,9 +308,22 @@ def parse_limit(request: web.Request) -> int:
     return min(limit, MAX_LIMIT)
 
 
+def may_list(request: web.Request, auth_token: str | None) -> bool:
+    """Listing reveals session ids (which grant reading and resuming a session): without a token,
+    only a client on this machine (the `make run` laptop case) may list them."""
+    if auth_token:
+        return True  # the security middleware has already checked it
+    peer = request.remote or ""
+    return peer in ("127.0.0.1", "::1", "localhost") or peer.startswith("127.")
+
+
 async def list_sessions(request: web.Request) -> web.Response:
     limit = parse_limit(request)
     r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    if not may_list(request, s.auth_token):
+        raise http_error(
+            web.HTTPForbidden, "listing sessions from another machine needs AUTH_TOKEN to be set"
+        )
     try:
         entries = await scan_registry(r, SessionStore(r, s))
         entries.sort(key=lambda e: e.created or 0.0, reverse=True)
