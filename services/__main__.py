@@ -33,8 +33,11 @@ def service_commands(transcribers: int) -> dict[str, list[str]]:
 class Supervisor:
     """Child processes by name; each is restarted when it exits, after a doubling delay."""
 
-    def __init__(self, cmds: dict[str, list[str]], env: dict[str, str]) -> None:
+    def __init__(self, cmds: dict[str, list[str]], env: dict[str, str], metrics_base_port: int = 0) -> None:
         self.cmds, self.env = cmds, env
+        self.metrics_port = (
+            {n: metrics_base_port + i for i, n in enumerate(cmds)} if metrics_base_port else {}
+        )
         self.procs: dict[str, subprocess.Popen] = {}
         self.started: dict[str, float] = {}
         self.backoff = dict.fromkeys(cmds, 1.0)
@@ -44,7 +47,8 @@ class Supervisor:
 
     def start(self, name: str) -> None:
         # A session of its own: Ctrl-C reaches only the launcher, which then stops children in order.
-        self.procs[name] = subprocess.Popen(self.cmds[name], env=self.env, start_new_session=True)
+        env = {**self.env, "METRICS_PORT": str(self.metrics_port.get(name, 0))}
+        self.procs[name] = subprocess.Popen(self.cmds[name], env=env, start_new_session=True)
         self.started[name] = time.monotonic()
 
     def poll(self) -> None:
@@ -94,7 +98,7 @@ def main() -> None:
         redis_proc = start_redis(s.redis_port, os.path.join(s.data_dir, "redis"))
         env["REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
         log.info("embedded redis on port %d (data in %s)", s.redis_port, s.data_dir)
-    children = Supervisor(service_commands(s.transcribers), env)
+    children = Supervisor(service_commands(s.transcribers), env, s.metrics_base_port)
     log.info("serving http://localhost:%d with %d transcriber(s); Ctrl-C stops", s.port, s.transcribers)
     while not stopping:
         time.sleep(0.2)

@@ -12,7 +12,9 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from shared.logs import setup_logging
-from shared.streams import REDIS_DOWN
+from shared.metrics import start_ops_server
+from shared.settings import CommonSettings
+from shared.streams import REDIS_DOWN, StreamWorker, connect, wait_for_redis
 
 log = logging.getLogger(__name__)
 HEARTBEAT_PREFIX = "heartbeat:"
@@ -41,3 +43,25 @@ async def heartbeat(r: aioredis.Redis, service: str, consumer: str, info: dict, 
         await r.set(key, json.dumps({**info, "at": time.time()}), ex=ttl)
     except REDIS_DOWN:
         pass
+
+
+async def serve_worker(
+    settings: CommonSettings, make: Callable[[aioredis.Redis], StreamWorker], stop: asyncio.Event
+) -> None:
+    """Connect (waiting for Redis), run the worker loop until `stop`, then let it hand back its work.
+
+    The ops server (`/metrics`, `/healthz`) runs on METRICS_PORT meanwhile, when set.
+    """
+    r = connect(settings)
+    worker: StreamWorker | None = None
+    started = time.monotonic()
+    ops = await start_ops_server(settings.metrics_port, lambda: worker.last_loop if worker else started)
+    try:
+        if await wait_for_redis(r, settings, stop):
+            worker = make(r)
+            await worker.run(stop)
+            await worker.shutdown()
+    finally:
+        if ops is not None:
+            await ops.cleanup()
+        await r.aclose()

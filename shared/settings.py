@@ -22,6 +22,7 @@ class CommonSettings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     log_level: str = "INFO"
+    metrics_port: int = 0  # workers: serve /metrics and /healthz on this port (0: off)
     # Stream names (see README "Streams"): per-session streams use "{prefix}{sid}".
     sessions_stream: str = "sessions"
     audio_prefix: str = "audio:"
@@ -133,5 +134,6 @@ class AlertsSettings(CommonSettings):
 class LauncherSettings(CommonSettings):
     port: int = 8080
     transcribers: int = 1
+    metrics_base_port: int = 0  # >0: worker i of `make run` serves metrics on this port + i
     redis_port: int = 6399
     data_dir: str = ".data"

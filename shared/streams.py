@@ -21,10 +21,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from shared import metrics
 from shared.messages import Msg, from_fields, to_fields
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
+GAUGE_INTERVAL_S = 5.0
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -87,6 +89,8 @@ class StreamWorker:
         self.consumer = consumer or consumer_name(self.group)
         self._known_groups: set[str] = set()
         self._last_claim = 0.0
+        self._last_gauges = 0.0
+        self.last_loop = time.monotonic()  # for the health endpoint: the loop is turning
 
     def streams(self) -> Iterable[str]:
         """The streams this worker reads now (may change while running)."""
@@ -98,6 +102,9 @@ class StreamWorker:
 
     async def after_batch(self) -> None:
         """Hook run after each read, also when it returned nothing (timers, heartbeats)."""
+
+    async def shutdown(self) -> None:
+        """Hook run once the loop has stopped (SIGTERM): hand back what this worker holds."""
 
     async def run(self, stop: asyncio.Event) -> None:
         delay = 0.2
@@ -126,7 +133,11 @@ class StreamWorker:
 
     async def prepare(self) -> list[str]:
         """The current streams, with their groups made and idle entries reclaimed now and then."""
+        self.last_loop = time.monotonic()
         streams = list(self.streams())
+        if self.last_loop - self._last_gauges > GAUGE_INTERVAL_S:
+            self._last_gauges = self.last_loop
+            await metrics.update_queue_gauges(self.r, streams)
         for s in streams:
             if s not in self._known_groups:
                 await ensure_group(self.r, s, self.group)
@@ -207,6 +218,7 @@ class StreamWorker:
             pipe.xack(stream, self.group, entry_id)
             await pipe.execute()
         log.error("dead-lettered stream=%s id=%s reason=%s", stream, entry_id.decode(), reason)
+        metrics.DEAD_LETTERS.labels(self.group).inc()
         if msg is not None:
             await self.on_dead(stream, msg)
 

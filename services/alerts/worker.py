@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from services.alerts.detector import Detector
 from services.alerts.llm import make_detector, restore_detector
+from shared import metrics
 from shared.messages import AlertEvent, AlertsDone, Msg, SessionConfig, TranscriptRecord, VadDone, to_fields
 from shared.service import heartbeat
 from shared.settings import AlertsSettings
@@ -123,7 +124,9 @@ class AlertsWorker(StreamWorker):
                 pipe.hdel(self.key(sid), *fed)
             pipe.expire(self.key(sid), STATE_TTL_S)
             await pipe.execute()
+        metrics.SEGMENTS.labels("alerts", "final").inc(len(fed))
         for a in alerts:
+            metrics.ALERTS.labels(a.category).inc()
             self.sent += 1
             log.info(
                 "sid=%s seg=%d alert category=%s date=%s time=%s", sid, a.segment, a.category, a.date, a.time

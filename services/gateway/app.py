@@ -11,6 +11,7 @@ from aiohttp import web
 
 from services.gateway import calendar, history, security
 from services.gateway.live import LiveSession
+from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
 from shared.settings import GatewaySettings
 from shared.streams import REDIS_DOWN, connect
@@ -60,9 +61,11 @@ async def transcribe_ws(request: web.Request) -> web.WebSocketResponse:
     if not limits.acquire(client):
         await security.refuse(ws, f"too many sessions from this address (max {s.max_sessions_per_client})")
         return ws
+    metrics.WS_CONNECTIONS.inc()
     try:
         await LiveSession(ws, request.app[REDIS], s, request.app[BACKGROUND]).serve()
     finally:
+        metrics.WS_CONNECTIONS.dec()
         limits.release(client)
     return ws
 
@@ -76,6 +79,7 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics.metrics_handler)
     app.router.add_get("/ws/transcribe", transcribe_ws)
     app.router.add_static("/static/", STATIC)
     calendar.add_routes(app)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from services.gateway import security
 from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
+from shared import metrics
 from shared.messages import (
     CLIENT_EVENTS,
     AlertsDone,
@@ -125,6 +126,7 @@ class LiveSession:
 
     def error(self, code: str, message: str) -> None:
         log.info("sid=%s error code=%s %s", self.sid, code, message)
+        metrics.ERRORS.labels("gateway", code).inc()
         self.send(ErrorEvent(code=code, message=message))
 
     async def sender(self) -> None:

@@ -10,9 +10,8 @@ import numpy as np
 
 from services.transcriber.backends import Request, make_backend
 from services.transcriber.worker import TranscriberWorker
-from shared.service import run
+from shared.service import run, serve_worker
 from shared.settings import TranscriberSettings
-from shared.streams import connect, wait_for_redis
 
 log = logging.getLogger("transcriber")
 
@@ -24,10 +23,7 @@ async def main(stop: asyncio.Event) -> None:
     if backend.name == "local":
         await backend.transcribe(Request(np.zeros(16000, np.float32), "en", ""))
     log.info("backend=%s ready in %.1fs", backend.name, time.perf_counter() - t0)
-    r = connect(settings)
-    if await wait_for_redis(r, settings, stop):
-        await TranscriberWorker(settings, r, backend).run(stop)
-    await r.aclose()
+    await serve_worker(settings, lambda r: TranscriberWorker(settings, r, backend), stop)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from services.transcriber.agreement import Agreement
 from services.transcriber.backends import Backend, Piece, Request
 from services.transcriber.guards import keep_pieces
+from shared import metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
 from shared.service import heartbeat
 from shared.settings import TranscriberSettings
@@ -81,6 +82,7 @@ class TranscriberWorker(StreamWorker):
             await self.partial(msg)
         else:
             self.done["stale"] += 1
+            metrics.DROPPED_PARTIALS.inc()
 
     async def is_current(self, job: SegmentJob) -> bool:
         latest = await self.r.hget(self.cfg.partials_key(job.sid), str(job.segment))
@@ -100,6 +102,9 @@ class TranscriberWorker(StreamWorker):
         t0 = time.perf_counter()
         result = await self.backend.transcribe(req)
         took = time.perf_counter() - t0
+        kind = "partial" if req.partial else "final"
+        metrics.TRANSCRIBE_SECONDS.labels(kind).observe(took)
+        metrics.SEGMENTS.labels("transcriber", kind).inc()
         pieces = keep_pieces(
             result.pieces,
             self.cfg.no_speech_threshold,

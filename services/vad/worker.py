@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from services.vad import checkpoint
 from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
+from shared import metrics
 from shared.messages import (
     SAMPLE_RATE,
     AudioChunk,
@@ -196,6 +197,7 @@ class VadWorker(StreamWorker):
                 self.write_checkpoint(pipe, state)
             await pipe.execute()
         for utt in utts:
+            metrics.SEGMENTS.labels("vad", "final").inc()
             state.partial_rev, state.partial_end = 0, 0
             log.info(
                 "sid=%s seg=%d utterance start=%.2f end=%.2f",
@@ -266,6 +268,7 @@ class VadWorker(StreamWorker):
                 "sid=%s no audio for %.0fs; ending the session", state.sid, self.cfg.vad_idle_timeout_s
             )
             await self.stop(state)
+        metrics.ACTIVE_SESSIONS.labels("vad").set(len(self.sessions))
         await heartbeat(self.r, "vad", self.consumer, {"sessions": len(self.sessions)})
 
     async def keep_leases(self) -> None:
@@ -292,7 +295,7 @@ class VadWorker(StreamWorker):
                 state.segmenter.next_index,
             )
 
-    async def hand_back(self) -> None:
+    async def shutdown(self) -> None:
         """On shutdown: checkpoint every session and give up its lease, so another replica goes on."""
         for state in list(self.sessions.values()):
             async with self.r.pipeline(transaction=True) as pipe:
