@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -31,13 +33,16 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 def connect(settings: CommonSettings) -> aioredis.Redis:
-    """A client whose dead connections are noticed within seconds."""
+    """A client whose dead connections are noticed within seconds; a command that meets a stale
+    pooled connection (e.g. after a Redis restart) is retried on a fresh one."""
     return aioredis.Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=5,
         socket_timeout=settings.block_ms / 1000 + 10,
         socket_keepalive=True,
         health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
 
 

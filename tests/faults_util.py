@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jiwer
 import redis
 
 from shared.redis_server import start_redis
@@ -184,6 +185,11 @@ class Cluster:
         rx = re.compile(pattern)
         return wait_for(lambda: rx.search(self.log(name)), timeout, f"{pattern!r} in {name}.log")
 
+    def audio_seconds(self, sid: str) -> float:
+        """Seconds of the session's audio the VAD took, from its `audio ended` log line."""
+        m = self.wait_log("vad", rf"sid={re.escape(sid)} audio ended segments=\d+ audio_s=([0-9.]+)", 10)
+        return float(m.group(1))
+
     def pending(self, stream: str, group: str) -> dict[str, int]:
         """Entries delivered but not acknowledged, per consumer."""
         try:
@@ -247,6 +253,7 @@ class Client:
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.reader: asyncio.Task | None = None
         self.progress = asyncio.Event()
+        self.drops: list[int] = []  # bytes of audio sent when a drop was noticed
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -361,28 +368,36 @@ def check_connection(msgs: list[dict[str, Any]]) -> dict[int, str]:
     return shown
 
 
-def check_transcript(client: Client, lecture: Lecture, until_s: float) -> dict[int, str]:
+def check_transcript(
+    conns: list[list[dict[str, Any]]], lecture: Lecture, until_s: float, allowed_errors: tuple[str, ...] = ()
+) -> dict[int, str]:
     """The session ended cleanly, and the last connection (a resume replays the whole session) got
     every utterance of the audio streamed exactly once, each one the right sentence; finals that came
     on earlier connections are identical."""
-    last = client.conns[-1]
+    last = conns[-1]
     assert last and last[-1] == {"type": "end"}, last[-3:]
-    errors = [m for c in client.conns for m in c if m["type"] == "error"]
+    errors = [m for c in conns for m in c if m["type"] == "error" and m["code"] not in allowed_errors]
     assert not errors, errors
-    views = [check_connection(c) for c in client.conns]
+    views = [check_connection(c) for c in conns]
     shown = views[-1]
     for v in views[:-1]:
         for seg, text in v.items():
             assert shown.get(seg) == text, f"segment {seg} changed: {text!r} then {shown.get(seg)!r}"
     speech = [s for s in lecture.speech if s["end"] <= until_s]
     assert sorted(shown) == list(range(len(speech))), (shown, [s["text"] for s in speech])
+    spans = {m["segment"]: m for m in last if m["type"] == "transcript" and m["final"]}
     for seg, truth in enumerate(speech):
-        ref, hyp = words(truth["text"]), set(words(shown[seg]))
-        found = sum(w in hyp for w in ref) / len(ref)
-        assert found >= 0.5, f"segment {seg}: {shown[seg]!r} is not {truth['text']!r}"
+        assert words(shown[seg]), f"segment {seg} is empty"
+        f = spans[seg]
+        covered = min(f["end"], truth["end"]) - max(f["start"], truth["start"])
+        assert covered >= 0.75 * (truth["end"] - truth["start"]), f"segment {seg} {f} is not {truth}"
+    ref = " ".join(w for s in speech for w in words(s["text"]))
+    hyp = " ".join(w for seg in sorted(shown) for w in words(shown[seg]))
+    wer = jiwer.wer(ref, hyp)
+    assert wer < 0.35, (wer, shown)
     return shown
 
 
-def alert_categories(client: Client) -> list[str]:
+def alert_categories(conns: list[list[dict[str, Any]]]) -> list[str]:
     """Alerts of the last connection (the whole session, replayed after a resume)."""
-    return sorted(m["category"] for m in client.conns[-1] if m["type"] == "alert")
+    return sorted(m["category"] for m in conns[-1] if m["type"] == "alert")

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.client import FRAME_BYTES, collect, finals
-from tests.conftest import Lecture, Stack
+from tests.conftest import Lecture
 from tests.faults_util import (
     Client,
     Cluster,
@@ -52,6 +52,15 @@ def cluster_factory(tmp_path: Path) -> Iterator:
         c.close()
 
 
+@pytest.fixture
+async def clients() -> AsyncIterator[list[Client]]:
+    """Clients to disconnect after the test."""
+    made: list[Client] = []
+    yield made
+    for client in made:
+        await client.disconnect()
+
+
 async def finish(client: Client, pcm: bytes, speed: float | None = None, within: float = 120) -> int:
     """Send the rest of the audio, then stop, and wait for `end`; a dropped connection is resumed
     (and the audio goes on from where the drop was seen). Returns the number of resumes."""
@@ -71,6 +80,7 @@ async def finish(client: Client, pcm: bytes, speed: float | None = None, within:
                 stopped = True
         except Dropped as e:
             sent += e.sent
+            client.drops.append(sent)
             continue
         if await client.wait_end_or_drop(max(1.0, deadline - time.monotonic())):
             return resumes
@@ -91,10 +101,11 @@ def busy_transcriber(c: Cluster) -> str | None:
 
 
 async def test_kill_9_of_a_transcriber_mid_segment_loses_and_repeats_nothing(
-    cluster_factory, lecture1: Lecture
+    cluster_factory, clients: list[Client], lecture1: Lecture
 ) -> None:
     c: Cluster = cluster_factory(transcribers=2)
     client = Client(c.ws)
+    clients.append(client)
     await client.connect({"type": "start", "language": "en"})
     await client.send_audio(lecture1.pcm[: int(CUT_S * RATE)])
     await client.stop()
@@ -107,34 +118,53 @@ async def test_kill_9_of_a_transcriber_mid_segment_loses_and_repeats_nothing(
 
     assert await client.wait_end_or_drop(120), c.logs()
     assert len(client.conns) == 1, "the client's connection never dropped"
-    check_transcript(client, lecture1, CUT_S)
-    assert alert_categories(client) == ["deadline", "exam", "quiz"]
+    check_transcript(client.conns, lecture1, CUT_S)
+    assert alert_categories(client.conns) == ["deadline", "exam", "quiz"]
+    assert c.audio_seconds(client.sid) == CUT_S
     assert "reclaimed stream=segments" in c.log(survivor), (in_flight, c.logs())
     assert not c.r.xlen("deadletter")
 
 
 async def test_redis_restart_mid_stream_keeps_the_whole_transcript(
-    cluster_factory, lecture1: Lecture
+    cluster_factory, clients: list[Client], lecture1: Lecture
 ) -> None:
     c: Cluster = cluster_factory()
     client = Client(c.ws)
+    clients.append(client)
     await client.connect({"type": "start", "language": "en"})
     await client.send_audio(lecture1.pcm[: int(SPLIT_S * RATE)])
     await client.wait_finals(1)
     code = await asyncio.to_thread(c.stop_redis)
     assert code == 0
     await asyncio.to_thread(c.start_redis)  # same port, same append-only file
-    await finish(client, lecture1.pcm[int(SPLIT_S * RATE) : int(CUT_S * RATE)], speed=8)
-    check_transcript(client, lecture1, CUT_S)
-    assert alert_categories(client) == ["deadline", "exam", "quiz"]
+    resumes = await finish(client, lecture1.pcm[int(SPLIT_S * RATE) : int(CUT_S * RATE)], speed=8)
+    assert resumes <= 1, client.drops
+    # The gateway tells the client of the outage ("unavailable") and closes; the client resumed.
+    check_transcript(client.conns, lecture1, CUT_S, allowed_errors=("unavailable",))
+    # The frame whose write failed, and those the client sent before it saw the close, are lost
+    # (the protocol does not acknowledge audio): a fraction of a second, here inside a pause.
+    assert CUT_S - 1 <= c.audio_seconds(client.sid) <= CUT_S
+    assert alert_categories(client.conns) == ["deadline", "exam", "quiz"]
 
 
-@pytest.mark.parametrize("service", ["gateway", "vad", "transcriber-1", "alerts"])
+GRACE_S = 15  # the launcher's grace period (services/__main__.py) before it kills a service
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        "gateway",
+        "vad",
+        "transcriber-1",
+        "alerts",
+    ],
+)
 async def test_sigterm_of_a_busy_service_exits_cleanly_and_loses_nothing(
-    cluster_factory, lecture1: Lecture, service: str
+    cluster_factory, clients: list[Client], lecture1: Lecture, service: str
 ) -> None:
     c: Cluster = cluster_factory(END_TIMEOUT_S="100")
     client = Client(c.ws)
+    clients.append(client)
     await client.connect({"type": "start", "language": "en"})
     pcm = lecture1.pcm[: int(CUT_S * RATE)]
     if service == "gateway":
@@ -142,7 +172,7 @@ async def test_sigterm_of_a_busy_service_exits_cleanly_and_loses_nothing(
         # protocol has no acknowledgement of audio, so a frame in flight when a gateway dies is lost.
         await client.send_audio(pcm[: int(SPLIT_S * RATE)])
         await client.wait_finals(1)
-        code, took = await asyncio.to_thread(c.stop, service)
+        code, took = await asyncio.to_thread(c.stop, service, 3 * GRACE_S)  # measured, checked below
         c.start(service)
         await asyncio.to_thread(c.wait_ready, service)
         resumes = await finish(client, pcm[int(SPLIT_S * RATE) :])
@@ -152,15 +182,16 @@ async def test_sigterm_of_a_busy_service_exits_cleanly_and_loses_nothing(
         await client.wait_finals(1)
         if service.startswith("transcriber"):
             await asyncio.to_thread(wait_for, lambda: busy_transcriber(c), 30, "a busy transcriber")
-        code, took = await asyncio.to_thread(c.stop, service)
+        code, took = await asyncio.to_thread(c.stop, service, 3 * GRACE_S)
         c.start(service)
         await asyncio.to_thread(c.wait_ready, service)
         assert await sender == 0, "the client's connection never dropped"
+        assert "stopped" in c.log(service).split(f"=== start {service}\n")[1]
+    check_transcript(client.conns, lecture1, CUT_S)
+    assert c.audio_seconds(client.sid) == CUT_S
+    assert alert_categories(client.conns) == ["deadline", "exam", "quiz"]
     assert code == 0, c.log(service)[-3000:]
-    assert took < 15
-    assert "stopped" in c.log(service).split(f"=== start {service}\n")[1]
-    check_transcript(client, lecture1, CUT_S)
-    assert alert_categories(client) == ["deadline", "exam", "quiz"]
+    assert took < GRACE_S, f"{service} took {took:.1f}s to exit after SIGTERM"
 
 
 # --- many sessions, one of them never reading -------------------------------------------------
@@ -194,10 +225,12 @@ async def timed_session(url: str, pcm: bytes) -> tuple[list[dict], float]:
         return messages, time.monotonic() - stopped
 
 
-async def test_twenty_sessions_at_once_one_never_reading(stack: Stack, lecture1: Lecture) -> None:
+async def test_twenty_sessions_at_once_one_never_reading(cluster_factory, lecture1: Lecture) -> None:
+    # Twenty sessions from one address (a classroom behind one NAT): above the default per-client cap.
+    stack: Cluster = cluster_factory(MAX_SESSIONS_PER_CLIENT="25")
     clip_s = 12.5  # two sentences, then the pause before the third
     done = asyncio.Event()
-    slow = asyncio.create_task(never_reads(stack.ws, lecture1.pcm, done))
+    slow = asyncio.create_task(never_reads(stack.ws, lecture1.pcm[: int(CUT_S * RATE)], done))
     results = await asyncio.gather(
         *(timed_session(stack.ws, lecture1.pcm[: int(clip_s * RATE)]) for _ in range(19))
     )

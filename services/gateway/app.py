@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from services.gateway import calendar, history, security
 from services.gateway.live import LiveSession
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SETTINGS = web.AppKey("settings", GatewaySettings)
 REDIS = web.AppKey("redis", aioredis.Redis)
+SOCKETS = web.AppKey("sockets", set)  # open WebSockets, closed with 1001 on shutdown
 BACKGROUND = web.AppKey("background", set)  # grace timers of detached sessions
 REQUIRED = ("vad", "transcriber", "alerts")
 
@@ -62,12 +63,20 @@ async def transcribe_ws(request: web.Request) -> web.WebSocketResponse:
         await security.refuse(ws, f"too many sessions from this address (max {s.max_sessions_per_client})")
         return ws
     metrics.WS_CONNECTIONS.inc()
+    request.app[SOCKETS].add(ws)
     try:
         await LiveSession(ws, request.app[REDIS], s, request.app[BACKGROUND]).serve()
     finally:
         metrics.WS_CONNECTIONS.dec()
+        request.app[SOCKETS].discard(ws)
         limits.release(client)
     return ws
+
+
+async def close_sockets(app: web.Application) -> None:
+    """SIGTERM: tell every client we are going away (1001); each resumes its session elsewhere."""
+    for ws in list(app[SOCKETS]):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server restarting; resume the session")
 
 
 def make_app(settings: GatewaySettings | None = None) -> web.Application:
@@ -75,6 +84,8 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app = web.Application()
     app[SETTINGS] = s
     app[BACKGROUND] = set()
+    app[SOCKETS] = set()
+    app.on_shutdown.append(close_sockets)
     security.install(app, s)  # token, Origin allowlist, sessions per client
     app.cleanup_ctx.append(redis_ctx)
     app.router.add_get("/", index)
