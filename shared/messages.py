@@ -94,6 +94,8 @@ class SessionConfig(Msg):
     keywords: list[str] = Field(default_factory=list)
     timezone: str | None = None
     started_at: float = 0.0  # unix time of the session's start, for relative dates
+    course: str | None = None
+    partials: bool = True  # uploads: nobody watches partial results, so none are made
 
 
 class SessionOpened(Msg):

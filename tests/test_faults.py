@@ -111,9 +111,10 @@ async def test_kill_9_of_a_transcriber_mid_segment_loses_and_repeats_nothing(
     await client.stop()
     await client.wait_finals(1)
     victim = await asyncio.to_thread(wait_for, lambda: busy_transcriber(c), 30, "a busy transcriber")
-    in_flight = c.pending("segments", "transcriber")[c.consumer(victim)]
     c.kill(victim)
     assert c.procs[victim].returncode == -9
+    # What the dead consumer still held (it may have acknowledged its segment just before the kill).
+    in_flight = c.pending("segments", "transcriber").get(c.consumer(victim), 0)
     [survivor] = transcriber_names(c)
 
     assert await client.wait_end_or_drop(120), c.logs()
@@ -121,7 +122,9 @@ async def test_kill_9_of_a_transcriber_mid_segment_loses_and_repeats_nothing(
     check_transcript(client.conns, lecture1, CUT_S)
     assert alert_categories(client.conns) == ["deadline", "exam", "quiz"]
     assert c.audio_seconds(client.sid) == CUT_S
-    assert "reclaimed stream=segments" in c.log(survivor), (in_flight, c.logs())
+    if in_flight:
+        assert "reclaimed stream=segments" in c.log(survivor), (in_flight, c.logs())
+    assert not c.pending("segments", "transcriber").get(c.consumer(victim)), "nothing left with the dead"
     assert not c.r.xlen("deadletter")
 
 

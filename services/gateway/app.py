@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from services.gateway import calendar, history, security
+from services.gateway import calendar, history, security, uploads
 from services.gateway.live import LiveSession
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
@@ -95,4 +95,5 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app.router.add_static("/static/", STATIC)
     calendar.add_routes(app)
     history.add_routes(app)
+    uploads.add_routes(app)
     return app

@@ -45,6 +45,7 @@ from shared.streams import REDIS_DOWN, xadd
 
 log = logging.getLogger(__name__)
 SEND_QUEUE = 1000
+SEND_TIMEOUT_S = 10.0
 
 
 class LiveSession:
@@ -63,6 +64,7 @@ class LiveSession:
         self.seq = 0
         self.stopped = False
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
+        self.cut_off = False
         self.finished = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
 
@@ -120,8 +122,18 @@ class LiveSession:
         try:
             self.outbox.put_nowait(to_client_json(msg))
         except asyncio.QueueFull:
+            # The client does not read: drop what is queued (the session goes on and can be resumed,
+            # its events are all in the stream), tell it why, and close; nobody else is slowed.
+            if self.cut_off:
+                return
+            self.cut_off = True
             log.warning("sid=%s client too slow, send queue full; closing", self.sid)
-            self.outbox = asyncio.Queue(1)
+            metrics.ERRORS.labels("gateway", "slow_client").inc()
+            self.outbox = asyncio.Queue(2)
+            slow = ErrorEvent(
+                code="slow_client", message="the client did not read its messages; resume the session"
+            )
+            self.outbox.put_nowait(to_client_json(slow))
             self.outbox.put_nowait(None)
 
     def error(self, code: str, message: str) -> None:
@@ -135,7 +147,13 @@ class LiveSession:
             if text is None or self.ws.closed:
                 await self.ws.close()
                 return
-            await self.ws.send_str(text)
+            try:
+                await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
+            except TimeoutError:  # the client stopped reading and its socket is full
+                log.warning("sid=%s client not reading for %.0fs; closing", self.sid, SEND_TIMEOUT_S)
+                metrics.ERRORS.labels("gateway", "slow_client").inc()
+                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"client too slow")
+                return
 
     async def open(self, start: StartMessage) -> None:
         if start.session:
@@ -149,6 +167,7 @@ class LiveSession:
             prompt=start.prompt,
             keywords=[k.strip() for k in start.keywords if k.strip()],
             timezone=start.timezone,
+            course=start.course,
             started_at=time.time(),
         )
         await self.store.create(self.sid, config)

@@ -159,7 +159,7 @@ class VadWorker(StreamWorker):
                 and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
             ):
                 await self.emit(state, utts)
-            if self.cfg.partials:
+            if self.cfg.partials and state.config.partials:
                 await self.maybe_partial(state)
         elif isinstance(msg, AudioStop):
             state.last_id = entry_id

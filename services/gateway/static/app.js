@@ -15,6 +15,7 @@ import { HistoryPanel } from "./history.js";
 import { Notices } from "./notices.js";
 import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
 import { TranscriptView } from "./transcript.js";
+import { UploadPanel } from "./upload.js";
 import { downloadText, formatClock } from "./util.js";
 
 const $ = (id) => document.getElementById(id);
@@ -46,6 +47,10 @@ const notices = new Notices(ui.notices);
 const notifier = new Notifier();
 const beeper = new Beeper();
 const pastLectures = new HistoryPanel($("history"));
+const uploads = new UploadPanel($("upload"), {
+  options: () => startMessage(readSettings(ui.form)),
+  onDone: () => pastLectures.refreshIfOpen(), // the uploaded recording joins the past lectures
+});
 
 /** The current recording, or null before the first Start. */
 let rec = null;
@@ -415,6 +420,7 @@ window.classrec = {
   alerts,
   notices,
   history: pastLectures,
+  uploads,
   get recording() {
     return rec;
   },
