@@ -11,12 +11,14 @@ import sys
 import time
 import urllib.request
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient, TestServer
 
 from shared.redis_server import start_redis
 
@@ -68,6 +70,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[TestClient]:
+    """The real gateway app in-process (aiohttp's test server) on the real Redis."""
+    from services.gateway.app import make_app
+    from shared.settings import GatewaySettings
+
+    async with TestClient(TestServer(make_app(GatewaySettings(redis_url=redis_url)))) as c:
+        yield c
+
+
+@pytest.fixture
+async def r(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    conn = aioredis.Redis.from_url(redis_url)
+    yield conn
+    await conn.aclose()
 
 
 @dataclass

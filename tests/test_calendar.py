@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 
 import icalendar
 import pytest
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from services.gateway.app import make_app
 from shared.messages import AlertEvent, AlertsDone, TranscriptEvent
 from shared.settings import GatewaySettings
 from shared.streams import xadd
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(make_app(GatewaySettings(redis_url=redis_url)))) as c:
-        yield c
-
-
-@pytest.fixture
-async def r(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    conn = aioredis.Redis.from_url(redis_url)
-    yield conn
-    await conn.aclose()
-
 
 MIDTERM = AlertEvent(
     segment=3,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,19 +48,6 @@ EVENTS: list[Msg] = [
     AlertsDone(segments=4),
 ]
 STARTED = datetime(2025, 3, 10, 9, 0, tzinfo=UTC).timestamp()  # 10:00 in Paris
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(make_app(GatewaySettings(redis_url=redis_url)))) as c:
-        yield c
-
-
-@pytest.fixture
-async def r(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    conn = aioredis.Redis.from_url(redis_url)
-    yield conn
-    await conn.aclose()
 
 
 async def new_session(

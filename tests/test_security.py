@@ -50,13 +50,6 @@ async def open_client(redis_url: str) -> AsyncIterator[TestClient]:
         yield c
 
 
-@pytest.fixture
-async def r(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    conn = aioredis.Redis.from_url(redis_url)
-    yield conn
-    await conn.aclose()
-
-
 def own_origin(c: TestClient) -> str:
     return f"http://{c.server.host}:{c.server.port}"
 
