@@ -14,7 +14,10 @@ def test_nothing_stable_until_two_hypotheses_agree() -> None:
     a = Agreement()
     assert a.update("your final") == ("your final", "")
     assert a.update("your final exam will") == ("your final exam will", "your final")
-    assert a.update("your final exam will be held") == ("your final exam will be held", "your final exam will")
+    assert a.update("your final exam will be held") == (
+        "your final exam will be held",
+        "your final exam will",
+    )
 
 
 def test_stable_words_never_change_even_when_a_hypothesis_disagrees() -> None:

@@ -52,7 +52,9 @@ async def run_order(redis_url: str, order: list[int | str]) -> tuple[list[AlertE
         await worker.handle(s.transcripts_stream, msg)
     evs = await events(r, s, sid)
     ttl = await r.ttl(s.events_key(sid))
-    assert (0 < ttl <= s.session_retention_s) == any(isinstance(e, AlertsDone) for e in evs), "kept, not forever"
+    assert (0 < ttl <= s.session_retention_s) == any(isinstance(e, AlertsDone) for e in evs), (
+        "kept, not forever"
+    )
     await r.aclose()
     return [e for e in evs if isinstance(e, AlertEvent)], evs
 

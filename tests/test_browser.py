@@ -5,18 +5,33 @@ page captures the "microphone" through its AudioWorklet (resampled to 16 kHz PCM
 over /ws/transcribe, and shows the transcript and the alerts. The fake device plays in real time,
 so only the first 25 s of tests/data/lecture1 are used: four sentences, the third of them
 "Remember that the second lab report is due on Thursday before class."
+
+In the middle of that third sentence the test cuts the network (its WebSocket goes through the test,
+see `SocketLog.route`) for a few seconds: the page must buffer the audio, reconnect, resume the same
+session, and lose no word. At the end the .srt download must parse. A screenshot of the page
+mid-lecture is written to tests/artifacts/ (and to docs/screenshot.png with UPDATE_SCREENSHOT=1).
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.browser_util import SocketLog, chromium_args, find_chromium, missing_browser, write_fake_mic
+from tests.browser_util import (
+    SocketLog,
+    chromium_args,
+    find_chromium,
+    missing_browser,
+    parse_srt,
+    write_fake_mic,
+)
 from tests.conftest import ROOT, Lecture, Stack
 
 MISSING = missing_browser()
@@ -27,6 +42,18 @@ SILENCE_S = 4.0  # then silence; the file is played once (%noloop) and Stop come
 TIMEZONE = "America/New_York"  # the page sends the browser's zone; the alert's date is resolved in it
 ARTIFACTS = ROOT / "tests" / "artifacts"
 THURSDAY = 3
+DROP_AT_S = 15.0  # sent audio when the network drops: 1.3 s into "Remember that the second lab report ..."
+OFFLINE_S = 3.0  # how long it stays down; the page buffers meanwhile
+VIEWPORT = {"width": 1280, "height": 800}
+SCREENSHOT = ARTIFACTS / "browser-mid-lecture.png"
+README_SCREENSHOT = ROOT / "docs" / "screenshot.png"
+# The known words of each sentence of the clip, in order (what the model reliably gets right).
+SENTENCES = [
+    ("protein", "determine"),
+    ("membrane", "leaves the cell"),
+    ("lab report", "thursday"),
+    ("selection", "population"),
+]
 
 
 def next_weekday(today: date, weekday: int) -> date:
@@ -48,15 +75,13 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable, headless=True, args=chromium_args(mic))
         try:
-            context = await browser.new_context(
-                locale="en-US", timezone_id=TIMEZONE, viewport={"width": 1280, "height": 900}
-            )
+            context = await browser.new_context(locale="en-US", timezone_id=TIMEZONE, viewport=VIEWPORT)
             await context.grant_permissions(["microphone", "notifications"], origin=stack.http)
             page = await context.new_page()
             page_errors: list[str] = []
             page.on("pageerror", lambda exc: page_errors.append(str(exc)))
             log = SocketLog()
-            log.attach(page)
+            await log.route(page)  # the page's WebSocket goes through the test, which can cut it
 
             await page.goto(f"{stack.http}/")
             body = page.locator("body")
@@ -68,7 +93,9 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
 
             await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
             await expect(status).to_have_attribute("data-state", "live", timeout=15_000)
-            await expect(page.locator("#session-id")).not_to_be_empty(timeout=15_000)
+            session_id = page.locator("#session-id")
+            await expect(session_id).not_to_be_empty(timeout=15_000)
+            sid = await session_id.text_content()
             await expect(page.locator("#stop")).to_be_enabled()
 
             finals = page.locator("#transcript .seg.final")
@@ -76,6 +103,21 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
             await expect(finals.filter(has_text=re.compile(r"membrane", re.I)).first).to_be_visible(
                 timeout=40_000
             )
+
+            # The network drops in the middle of the third sentence and stays down for OFFLINE_S.
+            await page.wait_for_function(
+                "seconds => window.classrec.recording.sentSeconds >= seconds", arg=DROP_AT_S, timeout=30_000
+            )
+            await log.drop()
+            await expect(status).to_have_attribute("data-state", "reconnecting", timeout=5_000)
+            await asyncio.sleep(OFFLINE_S)  # the outage itself, not a synchronisation
+            buffered = await page.evaluate("() => window.classrec.recording.conn.bufferedSeconds")
+            assert buffered >= 1.0, f"the page did not buffer while offline: {buffered:.2f} s"
+            log.restore()
+            await expect(status).to_have_attribute("data-state", "live", timeout=15_000)
+            await expect(session_id).to_have_text(sid)
+            await expect(body).to_have_attribute("data-phase", "live")
+
             # "... the second lab report is due on Thursday ..." ends at 18.3 s.
             await expect(finals.filter(has_text=re.compile(r"lab report", re.I)).first).to_be_visible(
                 timeout=30_000
@@ -87,8 +129,14 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
             await expect(deadline.first.locator(".alert-when")).to_contain_text("Thu")
             await expect(deadline.first).to_contain_text("Deadline")
             await expect(page.locator("#alert-count")).not_to_have_text("0")
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#transcript .seg.final').length >= 3", timeout=10_000
+            )
             await expect(body).to_have_attribute("data-phase", "live")  # still mid-lecture
-            await page.screenshot(path=str(ARTIFACTS / "browser-mid-lecture.png"), full_page=True)
+            await page.screenshot(path=str(SCREENSHOT))
+            if os.environ.get("UPDATE_SCREENSHOT") == "1":
+                README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
 
             # Stop once the page has sent the last sentence ("Natural selection ...", ends 23.7 s) and the
             # pause after it; the server still owes its transcript, which must come before "end".
@@ -100,61 +148,98 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
             await expect(status).to_have_attribute("data-state", "ended")
             await expect(status).to_have_text("ended")
 
-            # The page: one element per segment, in segment order, every one final.
+            # The page: one element per segment, numbered 0..N-1, every one final.
             segs = await page.eval_on_selector_all(
                 "#transcript .seg",
                 "els => els.map(e => ({segment: Number(e.dataset.segment), final: e.classList.contains('final'),"
                 " text: e.querySelector('.text').textContent}))",
             )
             numbers = [s["segment"] for s in segs]
-            assert numbers == sorted(set(numbers)), f"segments out of order or duplicated: {numbers}"
+            assert numbers == list(range(len(segs))), (
+                f"segments missing, out of order or duplicated: {numbers}"
+            )
             assert all(s["final"] for s in segs), segs
             texts = [s["text"].strip().lower() for s in segs if s["text"].strip()]
             assert len(texts) == len(set(texts)), f"a sentence was shown twice: {texts}"
-            joined = " ".join(texts)
-            spots = [joined.find(w) for w in ("protein", "membrane", "lab report", "population")]
-            assert -1 not in spots and spots == sorted(spots), joined
+            assert_known_words(" ".join(texts))
             alert_data = await page.evaluate("() => window.classrec.alerts.alerts")
             notices = await page.locator("#notices .notice").all_inner_texts()
             inputs = await page.evaluate(
                 "() => ({rate: window.classrec.recording.capture.inputRate,"
                 " sent: window.classrec.recording.sentSeconds, clock: window.classrec.recording.clock.seconds})"
             )
+
+            # The .srt of the session, as the page's history panel downloads it.
+            resp = await page.request.get(f"{stack.http}/api/sessions/{sid}/transcript.srt")
+            assert resp.ok, (resp.status, await resp.text())
+            assert "subrip" in resp.headers.get("content-type", ""), resp.headers
+            srt = await resp.text()
             assert not page_errors, page_errors
             print(
                 f"\nbrowser: device {inputs['rate']} Hz, sent {log.sent_audio_frames} frames = "
-                f"{log.sent_audio_bytes / 32000:.1f} s in {inputs['clock']:.1f} s; finals: {texts}"
+                f"{log.sent_audio_bytes / 32000:.1f} s in {inputs['clock']:.1f} s over {len(log.connected)} "
+                f"connections ({log.sockets - len(log.connected)} refused offline), {buffered:.1f} s buffered; "
+                f"finals: {texts}"
             )
         finally:
             await browser.close()
 
-    # What went over the wire: the start message, whole PCM16 frames, then stop; one socket.
-    assert log.sockets == 1
-    assert [m["type"] for m in log.sent_text] == ["start", "stop"], log.sent_text
-    start = log.sent_text[0]
-    assert start["keywords"] == ["membrane", "lab report"] and start["timezone"] == TIMEZONE
+    cues = parse_srt(srt)
+    assert_known_words(" ".join(c.text for c in cues).lower())
+    assert cues[-1].end_s <= CLIP_S + SILENCE_S + 1, cues[-1]
+
+    # What went over the wire: two connections to the server (refused attempts while offline aside).
+    first, second = log.connected
+    assert log.drops == 1
+    assert [m["type"] for m in first.sent_text] == ["start"], first.sent_text
+    assert [m["type"] for m in second.sent_text] == ["start", "stop"], second.sent_text
+    start, resume = first.sent_text[0], second.sent_text[0]
+    assert "session" not in start, start
+    assert resume.get("session") == sid, (resume, sid)
+    for msg in (start, resume):
+        assert msg["keywords"] == ["membrane", "lab report"] and msg["timezone"] == TIMEZONE
+    assert all(not c.sent_text and not c.audio_bytes for c in log.connections if c.refused)
     assert log.odd_frames == 0
+    assert first.audio_bytes / 32000 >= DROP_AT_S - 0.5, first.audio_bytes
+    assert second.audio_bytes / 32000 >= OFFLINE_S, second.audio_bytes  # the buffered audio, then the rest
+    # No frame lost: every frame the page counted reached the server, across both connections.
     sent_s = log.sent_audio_bytes / 32000
     assert abs(sent_s - inputs["sent"]) < 0.01, (sent_s, inputs)
     # 16 kHz after the worklet's resampling, whatever the device rate: as long as it was recorded.
     assert 0.85 * inputs["clock"] <= sent_s <= 1.05 * inputs["clock"] + 0.5, (sent_s, inputs)
 
-    # What came back: session first, then one final per segment, in segment order, then end.
-    kinds = [m["type"] for m in log.received]
-    assert kinds[0] == "session" and kinds[-1] == "end", kinds
-    assert "error" not in kinds, log.of_type("error")
-    final_segs = [m["segment"] for m in log.of_type("transcript") if m["final"]]
-    assert final_segs == list(range(len(final_segs))), (
-        f"finals not in segment order / duplicated: {final_segs}"
-    )
-    assert len(final_segs) == len(segs)
+    # What came back on each: the same session first; the resumed one replays the session's events,
+    # so each holds finals 0, 1, 2, ... once each, in order; the last ends with "end".
+    assert [c.received[0] for c in (first, second)] == [{"type": "session", "session": sid}] * 2
+    assert second.received[-1]["type"] == "end" and "end" not in [m["type"] for m in first.received]
+    assert "error" not in [m["type"] for m in log.received], log.of_type("error")
+    text_of: dict[int, str] = {}
+    for conn in (first, second):
+        conn_finals = [m for m in conn.of_type("transcript") if m["final"]]
+        segments = [m["segment"] for m in conn_finals]
+        assert segments == list(range(len(segments))), f"finals not 0..N-1 once each: {segments}"
+        for m in conn_finals:
+            assert text_of.setdefault(m["segment"], m["text"]) == m["text"], "a final changed on resume"
+    assert len([m for m in second.of_type("transcript") if m["final"]]) == len(segs) == len(text_of)
     assert not notices, notices
 
-    # The deadline alert: once, on the lab-report sentence, dated the next Thursday in the browser's zone.
-    deadlines = [a for a in log.of_type("alert") if a["category"] == "deadline"]
+    # The deadline alert: once per connection (replayed on resume), shown once, on the lab-report
+    # sentence, dated the next Thursday in the browser's zone.
+    deadlines = [a for a in second.of_type("alert") if a["category"] == "deadline"]
     assert len(deadlines) == 1, deadlines
-    lab = next(m for m in log.of_type("transcript") if m["final"] and "lab report" in m["text"].lower())
+    assert len([a for a in first.of_type("alert") if a["category"] == "deadline"]) <= 1
+    lab = next(m for m in second.of_type("transcript") if m["final"] and "lab report" in m["text"].lower())
     assert deadlines[0]["segment"] == lab["segment"]
     expected = {next_weekday(first_day, THURSDAY), next_weekday(today_in(TIMEZONE), THURSDAY)}
     assert date.fromisoformat(deadlines[0]["date"]) in expected, (deadlines[0], expected)
     assert [a["date"] for a in alert_data if a["category"] == "deadline"] == [deadlines[0]["date"]]
+
+
+def assert_known_words(text: str) -> None:
+    """Every sentence of the clip is there: the known words of each, in order."""
+    at = 0
+    for words in SENTENCES:
+        for word in words:
+            found = text.find(word, at)
+            assert found >= 0, f"{word!r} missing (or out of order) after position {at} in {text!r}"
+            at = found + len(word)

@@ -24,7 +24,9 @@ async def test_ops_server_serves_metrics_and_health() -> None:
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
                 body = await resp.text()
-            assert resp.status == 200 and 'classrec_segments_total{kind="final",service="transcriber"}' in body
+            assert (
+                resp.status == 200 and 'classrec_segments_total{kind="final",service="transcriber"}' in body
+            )
             async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 assert resp.status == 200
             beat["at"] = time.monotonic() - 60  # the loop has not turned for a minute

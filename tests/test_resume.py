@@ -63,7 +63,14 @@ async def test_drop_and_resume_loses_nothing(stack: Stack, lecture1: Lecture) ->
     speech = [s for s in lecture1.speech if s["start"] < 46]
     assert len(shown) == len(speech), shown
     text = " ".join(shown[k] for k in sorted(shown)).lower()
-    for w in ("protein", "membrane", "report is due on thursday", "natural selection", "photosynthesis", "exam"):
+    for w in (
+        "protein",
+        "membrane",
+        "report is due on thursday",
+        "natural selection",
+        "photosynthesis",
+        "exam",
+    ):
         assert w in text, w
     alerts = [m for m in after if m["type"] == "alert"]
     assert sorted(a["category"] for a in alerts) == ["deadline", "exam"]
