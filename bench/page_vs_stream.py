@@ -1,0 +1,298 @@
+"""The same lecture through the page (headless Chromium, fake microphone) and through bench.stream.
+
+    python -m bench.page_vs_stream URL_BASE [--minutes 10] [--out DIR] [--sequential]
+
+Builds a lecture of about --minutes from tests/data/{lecture1,lecture2,real_joined,noise90}.wav,
+repeated as needed (the last piece is cut in the silence after its last whole stretch, so the
+merged ground truth of the JSONs, shifted by each piece's offset, stays exact), and streams it
+  (a) through the page: the system Chromium plays the WAV as its microphone (see
+      tests/browser_util.py), the script opens URL_BASE, clicks #start, waits until
+      window.classrec.recording.sentSeconds covers the clip, clicks #stop and waits for
+      body[data-phase=ended]; the finals are taken from the WebSocket frames the page received
+      (one per segment, in segment order);
+  (b) through bench.stream.stream_session at 1x, over ws(s)://HOST/ws/transcribe;
+concurrently (or one after the other with --sequential). Prints the number of finals of each, the
+WER of (a) against (b), the WER of each against the merged truth (bench.common definitions), and
+the first differing stretches of segments. Writes DIR/lecture.wav, DIR/lecture.json, DIR/page.json,
+DIR/stream.json. Exit status 0, or 1 if either run failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import jiwer
+import numpy as np
+
+from bench.common import SAMPLE_RATE, Lecture, Span, fmt, load_lecture, normalise, word_errors
+from bench.stream import stream_session
+
+ROOT = Path(__file__).resolve().parent.parent
+PIECES = ["lecture1", "lecture2", "real_joined", "noise90"]
+TAIL_SILENCE_S = 3.0  # after the clip in the fake-mic WAV (played once, %noloop)
+CUT_PAD_S = 0.5  # a cut piece ends this long after its last whole stretch
+
+
+# --- the lecture --------------------------------------------------------------------------------
+
+
+def build_lecture(minutes: float, data_dir: Path = ROOT / "tests" / "data") -> tuple[np.ndarray, list[Span]]:
+    """PCM of about `minutes` (the pieces in order, repeated) and the merged truth spans."""
+    target = minutes * 60.0
+    pieces = [load_lecture(data_dir / name) for name in PIECES]
+    chunks: list[np.ndarray] = []
+    spans: list[Span] = []
+    offset = 0.0
+    i = 0
+    while offset < target - 1.0:
+        lec: Lecture = pieces[i % len(pieces)]
+        i += 1
+        remaining = target - offset
+        if lec.duration <= remaining:
+            pcm, kept = lec.pcm, lec.spans
+        else:
+            kept = [s for s in lec.spans if s.end + CUT_PAD_S <= remaining]
+            if not kept:
+                break
+            cut = min(lec.duration, max(s.end for s in kept) + CUT_PAD_S)
+            pcm = lec.pcm[: int(cut * SAMPLE_RATE)]
+        chunks.append(pcm)
+        spans += [Span(s.kind, s.start + offset, s.end + offset, s.text) for s in kept]
+        offset += len(pcm) / SAMPLE_RATE
+    return np.concatenate(chunks).astype(np.int16), spans
+
+
+def write_wav(pcm: np.ndarray, path: Path, silence_s: float = 0.0) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.astype("<i2").tobytes() + b"\0\0" * int(silence_s * SAMPLE_RATE))
+    return path
+
+
+def finals_in_order(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One final per segment (the first; a resumed session replays identical ones), by segment."""
+    by_seg: dict[int, dict[str, Any]] = {}
+    for m in messages:
+        if m.get("type") == "transcript" and m.get("final"):
+            by_seg.setdefault(int(m["segment"]), m)
+    return [by_seg[k] for k in sorted(by_seg)]
+
+
+# --- (a) the page -------------------------------------------------------------------------------
+
+
+async def run_page(url_base: str, mic: Path, clip_s: float) -> dict[str, Any]:
+    from playwright.async_api import async_playwright, expect
+
+    from tests.browser_util import chromium_args, find_chromium
+
+    received: list[dict[str, Any]] = []
+    sent_text: list[dict[str, Any]] = []
+    sockets = 0
+    out: dict[str, Any] = {"error": None}
+
+    def on_socket(ws: Any) -> None:
+        nonlocal sockets
+        sockets += 1
+
+        def rx(payload: str | bytes) -> None:
+            if isinstance(payload, str):
+                received.append(json.loads(payload))
+
+        def tx(payload: str | bytes) -> None:
+            if isinstance(payload, str):
+                sent_text.append(json.loads(payload))
+
+        ws.on("framereceived", rx)
+        ws.on("framesent", tx)
+
+    t0 = time.monotonic()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=find_chromium(), headless=True,
+                                           args=chromium_args(mic))
+        try:
+            context = await browser.new_context(locale="en-US")
+            await context.grant_permissions(["microphone"], origin=url_base)
+            page = await context.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("websocket", on_socket)
+            await page.goto(f"{url_base}/")
+            body = page.locator("body")
+            await expect(body).to_have_attribute("data-phase", "idle")
+            await page.click("#start")
+            await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
+            await page.wait_for_function(
+                "s => window.classrec.recording && window.classrec.recording.sentSeconds >= s",
+                arg=clip_s, timeout=(clip_s + 120) * 1000, polling=500,
+            )
+            out["sent_seconds"] = await page.evaluate("() => window.classrec.recording.sentSeconds")
+            await page.click("#stop")
+            await expect(body).to_have_attribute("data-phase", "ended", timeout=300_000)
+            out["dom_finals"] = await page.eval_on_selector_all(
+                "#transcript .seg.final",
+                "els => els.map(e => ({segment: Number(e.dataset.segment),"
+                " text: e.querySelector('.text').textContent}))",
+            )
+            out["page_errors"] = errors
+        except Exception as exc:  # report what was collected so far
+            out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        finally:
+            await browser.close()
+    out.update(received=received, sent_text=sent_text, sockets=sockets, wall=time.monotonic() - t0)
+    out["finals"] = finals_in_order(received)
+    return out
+
+
+# --- (b) bench.stream ---------------------------------------------------------------------------
+
+
+async def run_stream(ws_url: str, pcm: np.ndarray, end_wait_s: float) -> dict[str, Any]:
+    t0 = time.monotonic()
+    async with aiohttp.ClientSession() as http:
+        run = await stream_session(http, ws_url, pcm.astype("<i2").tobytes(), 1.0, end_wait_s)
+    messages = [m for _, m in run.messages]
+    return {"error": run.error, "completed": run.completed, "received": messages,
+            "finals": finals_in_order(messages), "wall": time.monotonic() - t0}
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def joined(finals: list[dict[str, Any]]) -> str:
+    return " ".join(f["text"].strip() for f in finals)
+
+
+def _words(finals: list[dict[str, Any]]) -> tuple[list[str], list[int]]:
+    """The normalised words of the finals, and the index (in `finals`) of each word's segment."""
+    words: list[str] = []
+    owner: list[int] = []
+    for i, f in enumerate(finals):
+        ws = normalise(f["text"]).split()
+        words += ws
+        owner += [i] * len(ws)
+    return words, owner
+
+
+def differing(a: list[dict[str, Any]], b: list[dict[str, Any]], limit: int) -> list[str]:
+    """The first `limit` places where the word alignment of a (page) against b (stream) differs,
+    each with the segments of both sides that hold the differing words."""
+    wa, oa = _words(a)
+    wb, ob = _words(b)
+    if not wa or not wb:
+        return ["differing: one side has no words"]
+    chunks = [c for c in jiwer.process_words(" ".join(wb), " ".join(wa)).alignments[0] if c.type != "equal"]
+    lines = [f"differing places (word alignment, page vs stream): {len(chunks)}, first {min(limit, len(chunks))}"]
+
+    def segs(finals: list[dict[str, Any]], owner: list[int], lo: int, hi: int) -> list[str]:
+        idx = sorted({owner[min(max(k, 0), len(owner) - 1)] for k in range(lo - 1, max(hi, lo) + 1)})
+        return [f"#{finals[i]['segment']:>3} {finals[i]['start']:7.2f}-{finals[i]['end']:7.2f}"
+                f" {finals[i]['text'].strip()!r}" for i in idx]
+
+    for c in chunks[:limit]:
+        lines.append(f"  {c.type}: stream {' '.join(wb[c.ref_start_idx:c.ref_end_idx])!r}"
+                     f" -> page {' '.join(wa[c.hyp_start_idx:c.hyp_end_idx])!r}")
+        lines += [f"    page   {s}" for s in segs(a, oa, c.hyp_start_idx, c.hyp_end_idx)]
+        lines += [f"    stream {s}" for s in segs(b, ob, c.ref_start_idx, c.ref_end_idx)]
+    return lines
+
+
+def drift(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """(stream start, stream start - page start) of segments paired by the word alignment's equal runs:
+    how far the page's audio clock falls behind the stream's (audio the page lost)."""
+    wa, oa = _words(a)
+    wb, ob = _words(b)
+    if not wa or not wb:
+        return []
+    pairs: dict[int, int] = {}
+    for c in jiwer.process_words(" ".join(wb), " ".join(wa)).alignments[0]:
+        if c.type == "equal" and c.ref_end_idx - c.ref_start_idx >= 4:
+            pairs.setdefault(ob[c.ref_start_idx], oa[c.hyp_start_idx])
+    return [(b[j]["start"], b[j]["start"] - a[i]["start"]) for j, i in sorted(pairs.items())]
+
+
+def report(page: dict[str, Any], stream: dict[str, Any], truth: str, clip_s: float, show: int) -> None:
+    a, b = page["finals"], stream["finals"]
+    print(f"lecture: {clip_s:.1f} s ({clip_s / 60:.2f} min), truth {len(truth.split())} words")
+    print(f"(a) page:   {len(a)} finals, sockets {page['sockets']}, sent {fmt(page.get('sent_seconds'), '.1f')} s,"
+          f" dom finals {len(page.get('dom_finals') or [])}, wall {page['wall']:.1f} s, error {page['error']}")
+    print(f"(b) stream: {len(b)} finals, completed {stream['completed']}, wall {stream['wall']:.1f} s,"
+          f" error {stream['error']}")
+    if page.get("sent_text"):
+        print(f"page start message: {json.dumps(page['sent_text'][0])}")
+    if page.get("dom_finals") is not None:
+        dom = " ".join(d["text"].strip() for d in page["dom_finals"])
+        print(f"page DOM finals == page WS finals (normalised): {normalise(dom) == normalise(joined(a))}")
+    ab = word_errors(joined(b), joined(a))
+    print(f"WER (a) vs (b): {fmt(ab.wer)}  (S {ab.substitutions} D {ab.deletions} I {ab.insertions},"
+          f" ref {ab.ref_words} words, hyp {ab.hyp_words})")
+    for name, finals in (("(a) page", a), ("(b) stream", b)):
+        w = word_errors(truth, joined(finals))
+        print(f"WER {name:<10} vs truth: {fmt(w.wer)}  (S {w.substitutions} D {w.deletions} I {w.insertions},"
+              f" hyp {w.hyp_words} words)")
+    same = sum(1 for x, y in zip(a, b, strict=False) if normalise(x["text"]) == normalise(y["text"]))
+    print(f"segments with identical normalised text at the same index: {same}/{max(len(a), len(b))}")
+    dr = drift(a, b)
+    if dr:
+        step = max(1, len(dr) // 8)
+        print("page audio behind stream (s), at stream time: "
+              + ", ".join(f"{lag:+.2f}@{t:.0f}" for t, lag in dr[::step] + dr[-1:]))
+    for line in differing(a, b, show):
+        print(line)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("url_base", help="e.g. http://127.0.0.1:8080")
+    p.add_argument("--minutes", type=float, default=10.0)
+    p.add_argument("--out", type=Path, default=Path("/tmp/page_vs_stream"))
+    p.add_argument("--sequential", action="store_true", help="page first, then stream (default: concurrently)")
+    p.add_argument("--show", type=int, default=5, help="differing places to print")
+    p.add_argument("--rescore", action="store_true", help="only report again from DIR/*.json of an earlier run")
+    return p.parse_args(argv)
+
+
+async def run_both(args: argparse.Namespace, pcm: np.ndarray, mic: Path, clip_s: float) -> tuple[dict, dict]:
+    base = args.url_base.rstrip("/")
+    ws_url = ("wss://" if base.startswith("https://") else "ws://") + base.split("://", 1)[1] + "/ws/transcribe"
+    if args.sequential:
+        page = await run_page(base, mic, clip_s)
+        return page, await run_stream(ws_url, pcm, 300.0)
+    page, stream = await asyncio.gather(run_page(base, mic, clip_s), run_stream(ws_url, pcm, 300.0))
+    return page, stream
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.url_base = args.url_base.rstrip("/")
+    args.out.mkdir(parents=True, exist_ok=True)
+    pcm, spans = build_lecture(args.minutes)
+    clip_s = len(pcm) / SAMPLE_RATE
+    write_wav(pcm, args.out / "lecture.wav")
+    (args.out / "lecture.json").write_text(json.dumps(
+        {"duration": clip_s, "segments": [vars(s) for s in spans], "alerts": []}, indent=1))
+    mic = write_wav(pcm, args.out / "mic.wav", silence_s=TAIL_SILENCE_S)
+    truth = " ".join(s.text for s in sorted(spans, key=lambda s: s.start) if s.kind == "speech")
+    if args.rescore:
+        page, stream = (json.loads((args.out / f"{n}.json").read_text()) for n in ("page", "stream"))
+    else:
+        page, stream = asyncio.run(run_both(args, pcm, mic, clip_s))
+        for name, res in (("page", page), ("stream", stream)):
+            (args.out / f"{name}.json").write_text(json.dumps(res, indent=1, default=str))
+    report(page, stream, truth, clip_s, args.show)
+    ok = not page["error"] and not stream["error"] and stream["completed"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
