@@ -329,12 +329,17 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_SPLIT.split(text.strip()) if s.strip()]
 
 
+def _zone(tz: str | None) -> ZoneInfo | None:
+    """The named zone, or None for no name or an unknown one (then server local time is used)."""
+    try:
+        return ZoneInfo(tz) if tz else None
+    except (KeyError, ValueError):
+        return None
+
+
 def _session_now(now: datetime | None, tz: str | None) -> datetime:
     """The session's start as an aware datetime in its zone (an unknown zone means server local)."""
-    try:
-        zone = ZoneInfo(tz) if tz else None
-    except (KeyError, ValueError):
-        zone = None
+    zone = _zone(tz)
     if now is None:
         return datetime.now(zone) if zone else datetime.now().astimezone()
     if now.tzinfo is None:
@@ -364,7 +369,7 @@ class Detector:
     """Per-session announcement detector; holds the little state needed across segments."""
 
     def __init__(self, keywords: Sequence[str] = (), now: datetime | None = None, tz: str | None = None):
-        self.tz = tz
+        self.tz = tz if _zone(tz) else None
         self.now = _session_now(now, tz)
         self.keywords = [k.strip() for k in keywords if k and k.strip()]
         self._keyword_res = [

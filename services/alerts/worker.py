@@ -14,8 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterable
-from datetime import datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
@@ -29,17 +28,6 @@ from shared.streams import StreamWorker
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 24 * 3600
-
-
-def session_now(config: SessionConfig, default_tz: str | None) -> tuple[datetime, str | None]:
-    """The session's start as an aware datetime in its time zone (the server's when unknown)."""
-    tz_name = config.timezone or default_tz
-    try:
-        tz = ZoneInfo(tz_name) if tz_name else None
-    except (ZoneInfoNotFoundError, ValueError):
-        tz, tz_name = None, None
-    started = datetime.fromtimestamp(config.started_at, tz) if config.started_at else datetime.now(tz)
-    return (started if tz else started.astimezone()), tz_name
 
 
 class AlertsWorker(StreamWorker):
@@ -79,8 +67,9 @@ class AlertsWorker(StreamWorker):
         if "detector" in h:
             return restore_detector(self.cfg, json.loads(h["detector"]))
         config = SessionConfig.model_validate_json(h["config"]) if "config" in h else SessionConfig()
-        now, tz = session_now(config, self.cfg.timezone)
-        return make_detector(self.cfg, config.keywords, now, tz)
+        # The detector resolves the zone (the server's when unknown) and turns `now` into it.
+        started = datetime.fromtimestamp(config.started_at, UTC) if config.started_at else None
+        return make_detector(self.cfg, config.keywords, started, config.timezone or self.cfg.timezone)
 
     async def advance(self, sid: str) -> None:
         """Feed every transcript that is next in order; finish the session when all are in."""
