@@ -34,12 +34,12 @@ import icalendar
 from aiohttp import web
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway.sessions import SID_RE
 from shared.messages import AlertEvent, from_fields
 from shared.streams import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
-SID_RE = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 ALARM_CATEGORIES = frozenset({"exam", "deadline"})
 EVENT_DURATION = timedelta(hours=1)
 XRANGE_PAGE = 500

@@ -40,7 +40,7 @@ class SessionStore:
             await pipe.execute()
 
     async def get(self, sid: str) -> dict[str, str] | None:
-        if not SID_RE.match(sid):
+        if not SID_RE.fullmatch(sid):
             return None
         raw = await self.r.hgetall(self.key(sid))
         return {k.decode(): v.decode() for k, v in raw.items()} or None
