@@ -5,88 +5,46 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
-import redis
 
-from shared.redis_server import start_redis
 from tests.client import FRAME_BYTES, collect, finals
-from tests.conftest import ROOT, Lecture, free_port, wait_ready
+from tests.conftest import Lecture
+from tests.faults_util import Cluster
 
 pytestmark = pytest.mark.slow
 
 
-class Procs:
-    """The services as separate processes on their own Redis, each with its own log."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp, self.port, self.redis_port = tmp, free_port(), free_port()
-        self.redis = start_redis(self.redis_port, tmp / "redis")
-        self.env = {
-            **os.environ,
-            "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-            "PORT": str(self.port),
-            "VAD_LEASE_S": "2",
-            "CLAIM_IDLE_MS": "3000",
-        }
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, module: str) -> None:
-        log = (self.tmp / f"{name}.log").open("w")
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", module], cwd=ROOT, env=self.env, stderr=log
-        )
-
-    def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in self.procs.values():
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        self.redis.terminate()
-        self.redis.wait(10)
-
-
 @pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Procs]:
-    p = Procs(tmp_path)
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, VAD_LEASE_S="2", CLAIM_IDLE_MS="3000")
     try:
-        for name, module in [
-            ("gateway", "services.gateway"),
-            ("vad-a", "services.vad"),
-            ("vad-b", "services.vad"),
-            ("transcriber", "services.transcriber"),
-            ("alerts", "services.alerts"),
-        ]:
-            p.start(name, module)
-        wait_ready(f"http://127.0.0.1:{p.port}", p.procs["gateway"], tmp_path / "gateway.log")
-        yield p
+        c.start_redis()
+        names = ("gateway", "vad-1", "vad-2", "transcriber-1", "alerts")
+        c.start(*names)
+        c.wait_ready(*names)
+        yield c
     finally:
-        p.stop()
+        c.close()
 
 
-def owner_pid(p: Procs, sid: str) -> int:
-    owner = redis.Redis(port=p.redis_port).get(f"vadlease:{sid}")
-    assert owner is not None, "the session has an owner"
-    return int(owner.decode().rsplit("-", 1)[1])
+def owner(c: Cluster, sid: str) -> str:
+    """The name of the VAD process holding the session's lease."""
+    lease = c.r.get(f"vadlease:{sid}")
+    assert lease is not None, "the session has an owner"
+    pid = int(lease.decode().rsplit("-", 1)[1])
+    return next(n for n in c.procs if n.startswith("vad") and c.pid(n) == pid)
 
 
-async def stream_with_kill(p: Procs, pcm: bytes, kill_at_s: float) -> list[dict]:
+async def stream_with_kill(c: Cluster, pcm: bytes, kill_at_s: float) -> list[dict]:
     """Stream at 4x real time; SIGKILL the owning VAD when `kill_at_s` of audio has been sent."""
     got: list[dict] = []
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(f"ws://127.0.0.1:{p.port}/ws/transcribe") as ws,
+        http.ws_connect(c.ws) as ws,
     ):
         await ws.send_str(json.dumps({"type": "start", "language": "en"}))
         sid = json.loads((await ws.receive()).data)["session"]
@@ -95,8 +53,8 @@ async def stream_with_kill(p: Procs, pcm: bytes, kill_at_s: float) -> list[dict]
         killed = None
         for i in range(0, len(pcm), FRAME_BYTES):
             if killed is None and i >= kill_at_s * 32000:
-                killed = owner_pid(p, sid)
-                os.kill(killed, signal.SIGKILL)
+                killed = owner(c, sid)
+                c.kill(killed)
             await ws.send_bytes(pcm[i : i + FRAME_BYTES])
             await asyncio.sleep(0.1 / 4)  # pacing the audio like a live client, not a synchronisation
         await ws.send_str(json.dumps({"type": "stop"}))
@@ -105,9 +63,9 @@ async def stream_with_kill(p: Procs, pcm: bytes, kill_at_s: float) -> list[dict]
     return got
 
 
-async def test_kill_the_owning_vad_mid_utterance(procs: Procs, lecture1: Lecture) -> None:
+async def test_kill_the_owning_vad_mid_utterance(cluster: Cluster, lecture1: Lecture) -> None:
     pcm = lecture1.pcm[: 40 * 32000]
-    got = await stream_with_kill(procs, pcm, kill_at_s=15.5)  # inside "...lab report is due on Thursday..."
+    got = await stream_with_kill(cluster, pcm, kill_at_s=15.5)  # inside "...lab report is due on Thursday..."
     assert got[-1] == {"type": "end"}
     fs = finals(got)
     assert [f["segment"] for f in fs] == list(range(len(fs))), "every segment exactly once"
@@ -116,5 +74,5 @@ async def test_kill_the_owning_vad_mid_utterance(procs: Procs, lecture1: Lecture
     text = " ".join(f["text"] for f in fs).lower()
     for w in ("protein", "membrane", "report is due on thursday", "natural selection", "photosynthesis"):
         assert w in text, (w, text)
-    logs = "".join((procs.tmp / f"{n}.log").read_text() for n in ("vad-a", "vad-b"))
+    logs = cluster.log("vad-1") + cluster.log("vad-2")
     assert "taken over from checkpoint" in logs
