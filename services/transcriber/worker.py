@@ -19,7 +19,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from services.transcriber.agreement import Agreement
-from services.transcriber.backends import Backend, Piece, Request
+from services.transcriber.backends import Backend, Piece, Request, Result
 from services.transcriber.guards import keep_pieces
 from shared import metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
@@ -61,16 +61,48 @@ class TranscriberWorker(StreamWorker):
         self.cfg = settings
         self.backend = backend
         self.done = {"final": 0, "partial": 0, "stale": 0}
+        self.decoded: dict[tuple[str, int], tuple[Result, float]] = {}  # finals decoded as a batch
 
     def streams(self) -> Iterable[str]:
         return [self.cfg.segments_stream, self.cfg.partials_stream]
 
     async def step(self) -> None:
-        """Finals first: a non-blocking read of finals, else a blocking read that takes one partial."""
+        """Finals first: a non-blocking read of finals (topped up for at most batch_wait_ms when
+        fewer than a batch wait), else a blocking read that takes one partial."""
         streams = await self.prepare()
-        if not await self.read(streams[:1], self.settings.read_count, None):
+        finals = [e for _, entries in await self.fetch(streams[:1], self.settings.read_count, None) for e in entries]
+        want = min(self.cfg.transcribe_batch, self.settings.read_count)
+        if finals and len(finals) < want and self.cfg.batch_wait_ms > 0:
+            more = await self.fetch(streams[:1], want - len(finals), self.cfg.batch_wait_ms)
+            finals += [e for _, entries in more for e in entries]
+        if finals:
+            await self.process(streams[0], finals)
+        else:
             await self.read(streams, 1, self.settings.block_ms)
         await self.after_batch()
+
+    async def before_handling(self, stream: str, msgs: list[Msg]) -> None:
+        """Several finals read at once: decode them in batches; `final` then finds its result."""
+        self.decoded.clear()
+        jobs = [m for m in msgs if isinstance(m, SegmentJob) and m.final]
+        if len(jobs) < 2 or self.cfg.transcribe_batch < 2:
+            return
+        reqs = []
+        for job in list(jobs):
+            try:
+                reqs.append(await self.request(job))
+            except ValueError:  # undecodable audio: `final` fails on it and it is retried, then buried
+                jobs.remove(job)
+        t0 = time.perf_counter()
+        try:
+            results = await self.backend.transcribe_many(reqs)
+        except Exception:
+            log.exception("batch of %d finals failed; decoding them one by one", len(jobs))
+            return
+        took = (time.perf_counter() - t0) / len(jobs)
+        metrics.BATCH_SIZE.observe(len(jobs))
+        for job, result in zip(jobs, results, strict=True):
+            self.decoded[(job.sid, job.segment)] = (result, took)
 
     async def handle(self, stream: str, msg: Msg) -> None:
         if not isinstance(msg, SegmentJob):
@@ -88,7 +120,7 @@ class TranscriberWorker(StreamWorker):
         latest = await self.r.hget(self.cfg.partials_key(job.sid), str(job.segment))
         return latest is not None and latest.decode() == str(job.rev)
 
-    async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
+    async def request(self, job: SegmentJob, prefix: str = "") -> Request:
         audio = np.frombuffer(job.pcm, np.int16).astype(np.float32) / 32768.0
         recent = ""
         if self.cfg.prompt_context_chars:
@@ -96,13 +128,17 @@ class TranscriberWorker(StreamWorker):
                 -self.cfg.prompt_context_chars :
             ]
         prompt = build_prompt(self.cfg.lecture_prompt, job.config.prompt, job.config.keywords, recent)
-        req = Request(
-            audio, job.config.language, prompt, self.cfg.hotwords, partial=not job.final, prefix=prefix
-        )
-        t0 = time.perf_counter()
-        result = await self.backend.transcribe(req)
-        took = time.perf_counter() - t0
-        kind = "partial" if req.partial else "final"
+        return Request(audio, job.config.language, prompt, self.cfg.hotwords, partial=not job.final, prefix=prefix)
+
+    async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
+        done = self.decoded.pop((job.sid, job.segment), None) if job.final else None
+        if done is not None:
+            result, took = done
+        else:
+            t0 = time.perf_counter()
+            result = await self.backend.transcribe(await self.request(job, prefix))
+            took = time.perf_counter() - t0
+        kind = "final" if job.final else "partial"
         metrics.TRANSCRIBE_SECONDS.labels(kind).observe(took)
         metrics.SEGMENTS.labels("transcriber", kind).inc()
         pieces = keep_pieces(
