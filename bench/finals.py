@@ -106,6 +106,7 @@ def decode_run(r: Run, cuts: dict[str, list[Utterance]], threads: int) -> None:
                                  s.compression_ratio_threshold)
             found[i + j] = hyp(u, pieces)
     r.cpu = time.process_time() - cpu0
+    r.hyps = {name: [] for name in cuts}
     for k, (name, u) in enumerate(order):
         r.hyps.setdefault(name, []).append(found[k])
         r.speech_s += len(u.audio) / SAMPLE_RATE

@@ -102,6 +102,17 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
+    def pids(self) -> list[int]:
+        """The launcher and every service it started (not another stack's processes)."""
+        assert self.proc is not None
+        found, todo = [], [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                todo += [int(c) for c in task.read_text().split()]
+        return found
+
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/transcribe"
@@ -113,7 +124,7 @@ async def delayed(delay: float, http: aiohttp.ClientSession, url: str, pcm: byte
 
 
 async def run_n(stack: Stack, n: int, lectures: list[Lecture], stagger: float) -> Row:
-    meter = CpuMeter(None)
+    meter = CpuMeter(stack.pids())
     meter.start()
     wall = time.monotonic()
     plan = [lectures[i % len(lectures)] for i in range(n)]
