@@ -58,14 +58,40 @@ def chromium_args(fake_mic: Path) -> list[str]:
     ]
 
 
-def write_fake_mic(pcm: bytes, out: Path, *, rate: int = 16000, seconds: float, silence_s: float) -> Path:
-    """A 16-bit mono WAV: the first `seconds` of `pcm` (16-bit mono at `rate`), then `silence_s` of silence."""
+# The rate Chromium's fake capture device runs at here (MediaStreamTrack.getSettings().sampleRate with
+# the browser's voice processing off; 48000 with it on). A WAV at another rate is resampled by
+# Chromium's own SincResampler, whose low-pass (0.9 x the lower Nyquist frequency, 32 taps) takes
+# most of 6.5-8 kHz off 16 kHz speech; a WAV at the device's rate is played as it is.
+FAKE_DEVICE_RATE = 44100
+
+
+def resample_pcm(pcm: bytes, rate: int, out_rate: int) -> bytes:
+    """16-bit mono PCM from `rate` to `out_rate` (libswresample through PyAV: flat to 0.97 x the lower
+    Nyquist frequency)."""
+    if rate == out_rate:
+        return pcm
+    import av  # a dependency of the project (uploads)
+    import numpy as np
+
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=out_rate)
+    frame = av.AudioFrame.from_ndarray(np.frombuffer(pcm, "<i2").reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    out = resampler.resample(frame) + resampler.resample(None)
+    return b"".join(f.to_ndarray().astype("<i2").tobytes() for f in out)
+
+
+def write_fake_mic(pcm: bytes, out: Path, *, rate: int = 16000, seconds: float, silence_s: float,
+                   wav_rate: int | None = None) -> Path:
+    """A 16-bit mono WAV: the first `seconds` of `pcm` (16-bit mono at `rate`), then `silence_s` of silence;
+    resampled to `wav_rate` when given (FAKE_DEVICE_RATE: played without Chromium resampling it)."""
     n = int(seconds * rate) * 2
+    wav_rate = wav_rate or rate
+    body = resample_pcm(pcm[:n], rate, wav_rate)
     with wave.open(str(out), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm[:n] + b"\0\0" * int(silence_s * rate))
+        w.setframerate(wav_rate)
+        w.writeframes(body + b"\0\0" * int(silence_s * wav_rate))
     return out
 
 
