@@ -205,7 +205,7 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
     # No frame lost: every frame the page counted reached the server, across both connections.
     sent_s = log.sent_audio_bytes / 32000
     assert abs(sent_s - inputs["sent"]) < 0.01, (sent_s, inputs)
-    # 16 kHz after the worklet's resampling, whatever the device rate: as long as it was recorded.
+    # 16 kHz after the page's resampling, whatever the device rate: as long as it was recorded.
     assert 0.85 * inputs["clock"] <= sent_s <= 1.05 * inputs["clock"] + 0.5, (sent_s, inputs)
 
     # What came back on each: the same session first; the resumed one replays the session's events,
