@@ -41,7 +41,7 @@ export class MicCapture extends EventTarget {
   // no level normalisation, and the gain it applies moves from sentence to sentence, which only
   // changes what the recogniser hears. Echo cancellation and noise suppression follow the page's
   // settings; with them on, Chromium sends processed audio (bench/page_vs_stream.py --voice-processing).
-  constructor({ echoCancellation = true, noiseSuppression = true, autoGainControl = false } = {}) {
+  constructor({ echoCancellation = false, noiseSuppression = false, autoGainControl = false } = {}) {
     super();
     this.constraints = { echoCancellation, noiseSuppression, autoGainControl };
     this.ctx = null;
