@@ -18,6 +18,8 @@ from shared.streams import REDIS_DOWN, StreamWorker, connect, wait_for_redis
 
 log = logging.getLogger(__name__)
 HEARTBEAT_PREFIX = "heartbeat:"
+HEARTBEAT_INTERVAL_S = 1.0
+_last_beat: dict[str, float] = {}  # heartbeat key -> when it was last written
 
 
 def run(service: str, level: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -37,10 +39,17 @@ def run(service: str, level: str, main: Callable[[asyncio.Event], Awaitable[None
 
 
 async def heartbeat(r: aioredis.Redis, service: str, consumer: str, info: dict, ttl: int = 10) -> None:
-    """Say this worker is alive (read by the gateway's /healthz); ignores a Redis outage."""
+    """Say this worker is alive (read by the gateway's /healthz); ignores a Redis outage.
+
+    Called after every read, so at most once per HEARTBEAT_INTERVAL_S is it written: a busy loop
+    turns hundreds of times a second."""
+    key = f"{HEARTBEAT_PREFIX}{service}:{consumer}"
+    now = time.monotonic()
+    if now - _last_beat.get(key, -HEARTBEAT_INTERVAL_S) < HEARTBEAT_INTERVAL_S:
+        return
     try:
-        key = f"{HEARTBEAT_PREFIX}{service}:{consumer}"
         await r.set(key, json.dumps({**info, "at": time.time()}), ex=ttl)
+        _last_beat[key] = now
     except REDIS_DOWN:
         pass
 

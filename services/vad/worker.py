@@ -134,36 +134,47 @@ class VadWorker(StreamWorker):
         ids = {self.cfg.audio_key(sid): s.last_id for sid, s in self.sessions.items()}
         resp = await self.r.xread(ids, count=self.settings.read_count, block=self.settings.block_ms)
         for key, entries in resp or []:
-            sid = key.decode().removeprefix(self.cfg.audio_prefix)
-            for entry_id, fields in entries:
-                state = self.sessions.get(sid)
-                if state is None:
-                    break  # stopped, or its lease was lost
-                try:
-                    msg = from_fields(fields)
-                except ValueError as e:
-                    log.error("sid=%s malformed audio entry skipped: %s", sid, e)
-                    state.last_id = entry_id.decode()
-                    continue
-                await self.on_entry(state, entry_id.decode(), msg)
+            await self.on_entries(key.decode().removeprefix(self.cfg.audio_prefix), entries)
 
-    async def on_entry(self, state: SessionState, entry_id: str, msg: Msg) -> None:
-        if isinstance(msg, AudioChunk):
-            pcm = np.frombuffer(msg.pcm, np.int16)
-            state.samples += len(pcm)
-            state.last_audio = time.monotonic()
-            utts = state.segmenter.push(pcm, state.vad.push(pcm.astype(np.float32) / 32768.0))
-            state.last_id = entry_id
-            if utts or (
-                state.segmenter.utt_start is None
-                and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
-            ):
-                await self.emit(state, utts)
-            if self.cfg.partials and state.config.partials:
-                await self.maybe_partial(state)
-        elif isinstance(msg, AudioStop):
-            state.last_id = entry_id
-            await self.stop(state)
+    async def on_entries(self, sid: str, entries: list) -> None:
+        """A session's entries of one read, in order. Consecutive audio frames go through the VAD
+        together: one model call for several frames when the worker is busy and they pile up."""
+        frames: list[np.ndarray] = []
+        last_id = ""
+        for entry_id, fields in entries:
+            state = self.sessions.get(sid)
+            if state is None:
+                return  # stopped, or its lease was lost
+            try:
+                msg = from_fields(fields)
+            except ValueError as e:
+                log.error("sid=%s malformed audio entry skipped: %s", sid, e)
+                msg = None
+            if isinstance(msg, AudioChunk):
+                frames.append(np.frombuffer(msg.pcm, np.int16))
+                last_id = entry_id.decode()
+                continue
+            if frames:
+                await self.on_audio(state, last_id, np.concatenate(frames))
+                frames = []
+            state.last_id = entry_id.decode()
+            if isinstance(msg, AudioStop):
+                await self.stop(state)
+        state = self.sessions.get(sid)
+        if frames and state is not None:
+            await self.on_audio(state, last_id, np.concatenate(frames))
+
+    async def on_audio(self, state: SessionState, last_id: str, pcm: np.ndarray) -> None:
+        state.samples += len(pcm)
+        state.last_audio = time.monotonic()
+        utts = state.segmenter.push(pcm, state.vad.push(pcm.astype(np.float32) / 32768.0))
+        state.last_id = last_id
+        if utts or (
+            state.segmenter.utt_start is None and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
+        ):
+            await self.emit(state, utts)
+        if self.cfg.partials and state.config.partials:
+            await self.maybe_partial(state)
 
     def write_checkpoint(self, pipe: aioredis.client.Pipeline, state: SessionState) -> None:
         key = checkpoint.state_key(state.sid)
