@@ -173,6 +173,8 @@ class LocalBackend:
         decode again (temperature fallback, or text ending before its audio does) is decoded alone."""
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
+        from services.transcriber.guards import no_speech, too_compressible  # guards import this module
+
         m, s, first = self.model, self.s, reqs[0]
         tok = self._tokenizer(first.language)
         feats = [m.feature_extractor(r.audio) for r in reqs]
@@ -204,8 +206,9 @@ class LocalBackend:
             size = min(3000, f.shape[1] - 1)
             subs, seek, _ = m._split_segments_by_timestamps(tok, tokens, 0.0, size, size / 100, 0)
             text = tok.decode([t for t in tokens if t < tok.eot])
-            silent = out.no_speech_prob > s.no_speech_threshold and avg_logprob < s.logprob_threshold
-            fallback = get_compression_ratio(text) > s.compression_ratio_threshold or (
+            whole = Piece(0.0, size / 100, text, avg_logprob, out.no_speech_prob, get_compression_ratio(text))
+            silent = no_speech(whole, s.no_speech_threshold, s.logprob_threshold)
+            fallback = too_compressible(whole, s.compression_ratio_threshold) or (
                 avg_logprob < s.logprob_threshold and not silent
             )
             if fallback or (not silent and seek < size - TAIL_S * 100):
