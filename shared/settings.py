@@ -117,6 +117,11 @@ class TranscriberSettings(CommonSettings):
     # waiting at most batch_wait_ms for more to arrive when fewer are queued.
     transcribe_batch: int = 8
     batch_wait_ms: int = 20
+    # Whisper's temperature fallback: a final whose first (beam search) pass looks like a loop or a
+    # guess is decoded again by random sampling at rising temperatures. Off by default: CTranslate2
+    # seeds its sampler once per thread, so the same audio then gets a different transcript from run
+    # to run, and the retries cost seconds on a CPU while other sessions wait (bench/page_vs_stream.py).
+    temperature_fallback: bool = False
     word_timestamps: bool = True  # finals: segment start/end from the first and last word
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0

@@ -11,6 +11,7 @@ import pytest
 from bench.common import KNOWN_TEXT, read_wav, word_errors
 from services.transcriber.backends import LocalBackend, Request, Result, encoder_frames
 from services.transcriber.guards import keep_pieces
+from services.transcriber.worker import build_prompt
 from shared.settings import TranscriberSettings
 
 CLIP = Path(__file__).parent / "data" / "real" / "LJ001-0009.wav"
@@ -119,3 +120,49 @@ def test_a_batch_decodes_like_one_at_a_time(backend: LocalBackend, monkeypatch: 
         return " ".join(p.text.strip(" .") for p in ps).strip()
 
     assert kept(together[-1]) == kept(alone[-1])
+
+
+# An utterance of tests/data/lecture1 on which tiny.en's beam search fails faster-whisper's checks
+# (synthetic "Enzymes lower the activation energy of a chemical reaction"): samples 802111.. of
+# the file, 3.928 s, as the service's VAD cuts it when the session's audio starts one sample later.
+HARD_START, HARD_SAMPLES = 802111, 62848
+
+
+def generate_calls(backend: LocalBackend, audio: np.ndarray) -> tuple[str, list[float]]:
+    """The final's text, and the sampling temperature of each CTranslate2 generate call it took."""
+    temperatures: list[float] = []
+    generate = backend.model.model.generate
+
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        temperatures.append(k.get("sampling_temperature", 1.0) if k.get("beam_size", 1) == 1 else 0.0)
+        return generate(*a, **k)
+
+    proxy = _Proxy(backend.model.model, backend.model.model.encode)
+    proxy.generate = spy  # type: ignore[attr-defined]
+    backend.model.model = proxy
+    try:
+        prompt = build_prompt(backend.s.lecture_prompt, "", [])  # what the worker asks for, by default
+        result = asyncio.run(backend.transcribe(Request(audio, "en", prompt, backend.s.hotwords)))
+    finally:
+        backend.model.model = proxy._inner
+    return " ".join(p.text.strip() for p in result.pieces), temperatures
+
+
+def test_a_final_is_a_function_of_its_audio() -> None:
+    """Whisper's temperature fallback samples at random (CTranslate2 seeds its sampler once per thread),
+    so with it the same audio gets different transcripts; by default a final is one beam search."""
+    from tests.conftest import load_lecture
+
+    pcm = load_lecture("lecture1").pcm
+    audio = np.frombuffer(pcm, np.int16)[HARD_START : HARD_START + HARD_SAMPLES].astype(np.float32) / 32768.0
+    sampling = LocalBackend(TranscriberSettings(temperature_fallback=True))
+    _, temps = generate_calls(sampling, audio)
+    assert len(temps) > 1 and max(temps) > 0, f"no fallback on this audio any more: {temps}"
+
+    backend = LocalBackend(TranscriberSettings())
+    texts = set()
+    for _ in range(3):
+        text, temps = generate_calls(backend, audio)
+        assert temps == [0.0], temps  # one beam search, no sampling
+        texts.add(text)
+    assert len(texts) == 1 and texts.pop(), texts

@@ -138,7 +138,7 @@ class LocalBackend:
             "initial_prompt": req.prompt or None,
             "hotwords": req.hotwords or None,
             "prefix": req.prefix or None,
-            "temperature": 0.0 if partial else list(FALLBACK_TEMPERATURES),
+            "temperature": list(FALLBACK_TEMPERATURES) if self.s.temperature_fallback and not partial else 0.0,
             "condition_on_previous_text": False,
             "word_timestamps": self.s.word_timestamps and not partial,
             "no_speech_threshold": self.s.no_speech_threshold,
@@ -170,7 +170,8 @@ class LocalBackend:
     def _run_batch(self, reqs: list[Request]) -> list[Result]:
         """Finals of several utterances (same language, prompt, hotwords) in one encoder call and one
         beam search, padded to the longest. An utterance whose first pass would make faster-whisper
-        decode again (temperature fallback, or text ending before its audio does) is decoded alone."""
+        decode again (temperature fallback when it is on, or text ending before its audio does) is
+        decoded alone."""
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
         from services.transcriber.guards import no_speech, too_compressible  # guards import this module
@@ -208,8 +209,9 @@ class LocalBackend:
             text = tok.decode([t for t in tokens if t < tok.eot])
             whole = Piece(0.0, size / 100, text, avg_logprob, out.no_speech_prob, get_compression_ratio(text))
             silent = no_speech(whole, s.no_speech_threshold, s.logprob_threshold)
-            fallback = too_compressible(whole, s.compression_ratio_threshold) or (
-                avg_logprob < s.logprob_threshold and not silent
+            fallback = s.temperature_fallback and (
+                too_compressible(whole, s.compression_ratio_threshold)
+                or (avg_logprob < s.logprob_threshold and not silent)
             )
             if fallback or (not silent and seek < size - TAIL_S * 100):
                 redo.add(i)
