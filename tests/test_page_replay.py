@@ -14,13 +14,13 @@ transcript moves for audio a microphone path cannot tell apart from the clip is 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser_util import FAKE_DEVICE_RATE, chromium_args, find_chromium, missing_browser, write_fake_mic
+from bench.page_vs_stream import run_page
+from tests.browser_util import FAKE_DEVICE_RATE, missing_browser, write_fake_mic
 from tests.client import finals, stream
 from tests.conftest import Lecture, Stack
 
@@ -29,48 +29,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=s
 
 CLIP_S = 25.0  # four sentences of lecture1, the last ending at 23.7 s
 SILENCE_S = 3.0
-
-
-async def run_page(stack: Stack, mic: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bytes]:
-    """What the page received, the text frames it sent, and its audio (its binary frames, in order)."""
-    from playwright.async_api import async_playwright, expect
-
-    received: list[dict[str, Any]] = []
-    sent_text: list[dict[str, Any]] = []
-    audio: list[bytes] = []
-    sockets: list[Any] = []
-
-    def on_socket(ws: Any) -> None:
-        sockets.append(ws)
-        ws.on("framereceived", lambda p: received.append(json.loads(p)) if isinstance(p, str) else None)
-        ws.on("framesent", lambda p: sent_text.append(json.loads(p)) if isinstance(p, str) else audio.append(p))
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=find_chromium(), headless=True, args=chromium_args(mic))
-        try:
-            context = await browser.new_context(locale="en-US")
-            await context.grant_permissions(["microphone"], origin=stack.http)
-            page = await context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("websocket", on_socket)
-            await page.goto(f"{stack.http}/")
-            body = page.locator("body")
-            await expect(body).to_have_attribute("data-phase", "idle")
-            await page.set_checked("#echo-cancellation", False)
-            await page.set_checked("#noise-suppression", False)
-            await page.click("#start")
-            await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
-            await page.wait_for_function(
-                "s => window.classrec.recording.sentSeconds >= s", arg=CLIP_S, timeout=(CLIP_S + 30) * 1000
-            )
-            await page.click("#stop")
-            await expect(body).to_have_attribute("data-phase", "ended", timeout=60_000)
-            assert not errors, errors
-        finally:
-            await browser.close()
-    assert len(sockets) == 1, f"the page opened {len(sockets)} sockets on a steady network"
-    return received, sent_text, b"".join(audio)
 
 
 def view(messages: list[dict[str, Any]]) -> list[tuple[int, str, float, float]]:
@@ -82,7 +40,10 @@ async def test_the_page_gets_the_transcript_of_the_audio_it_sent(
 ) -> None:
     mic = write_fake_mic(lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=SILENCE_S,
                          wav_rate=FAKE_DEVICE_RATE)
-    received, sent_text, audio = await run_page(stack, mic)
+    page = await run_page(stack.http, mic, CLIP_S)  # bench.page_vs_stream's: start, wait, stop, record
+    assert page["error"] is None and not page.get("page_errors"), (page["error"], page.get("page_errors"))
+    assert page["sockets"] == 1, f"the page opened {page['sockets']} sockets on a steady network"
+    received, sent_text, audio = page["received"], page["sent_text"], page["sent_audio"]
     assert sent_text and sent_text[0]["type"] == "start", sent_text[:1]
     assert len(audio) % 2 == 0 and len(audio) >= CLIP_S * 32000, f"{len(audio) / 32000:.2f} s of audio sent"
     through_page = view(received)
