@@ -423,12 +423,9 @@ def report_replay(page: dict[str, Any], replay: dict[str, Any], show: int) -> No
     a, c = page["finals"], replay["finals"]
     print(f"(c) replay of the page's audio: {len(c)} finals, completed {replay['completed']},"
           f" wall {replay['wall']:.1f} s, error {replay['error']}")
-    ac = word_errors(joined(c), joined(a))
-    same = sum(1 for x, y in zip(a, c, strict=False) if normalise(x["text"]) == normalise(y["text"]))
-    print(f"WER (a) vs (c): {fmt(ac.wer)}  (S {ac.substitutions} D {ac.deletions} I {ac.insertions});"
-          f" segments identical at the same index {same}/{max(len(a), len(c))};"
-          f" texts identical: {[f['text'] for f in a] == [f['text'] for f in c]}")
-    for line in differing(a, c, show)[1:] if ac.wer else []:
+    identical = [f["text"] for f in a] == [f["text"] for f in c]
+    print(f"(a) page vs (c) replay: {compare_texts(texts(c), texts(a))}; texts identical: {identical}")
+    for line in [] if identical else differing(a, c, show)[1:]:
         print(line.replace("stream", "replay"))
 
 
@@ -438,8 +435,8 @@ def report_replay(page: dict[str, Any], replay: dict[str, Any], show: int) -> No
 def offline_finals(pcm: np.ndarray) -> list[str]:
     """The finals' texts the service makes of `pcm`, computed in this process with its own code
     (bench.finals: VAD + segmenter fed 100 ms frames, LocalBackend, guards; default settings).
-    The live pipeline is deterministic for one session at a time, so this equals what bench.stream
-    gets back (the report checks it against (b))."""
+    The live pipeline is deterministic for one session at a time (with TEMPERATURE_FALLBACK off, the
+    default), so this equals what bench.stream gets back (the report checks it against (b))."""
     from bench.finals import Run, cut, decode_run
     from shared.settings import TranscriberSettings
 
@@ -458,10 +455,11 @@ FLOOR_LABELS = {
 
 
 def floor_variants(clip: np.ndarray, lag: int | None) -> dict[str, np.ndarray]:
-    """The clip, the clip as the page captured it (starting `lag` samples in, see audio_check), one
-    sample later, and with +-1 LSB of noise: variants a microphone path cannot tell apart."""
+    """The clip, the clip as the page captured it (starting `lag` samples in, see audio_check; when
+    that is not 0), one sample later, and with +-1 LSB of noise: variants a microphone path cannot
+    tell apart."""
     variants = {"clip": clip}
-    if lag is not None:
+    if lag:
         variants["page_start"] = clip[-lag:] if lag < 0 else np.concatenate([np.zeros(lag, np.int16), clip])
     variants["one_sample_later"] = np.concatenate([np.zeros(1, np.int16), clip])
     noise = np.random.default_rng(1).integers(-1, 2, len(clip))
