@@ -41,7 +41,7 @@ def decode(tail: float, audio: np.ndarray) -> tuple[str, list[int], list[tuple[f
         seen.append(features.shape[-1])
         return encode(features, *a, **k)
 
-    backend.model.model = _Proxy(backend.model.model, spy)
+    backend.model.model = _Proxy(backend.model.model, encode=spy)
     result = asyncio.run(backend.transcribe(Request(audio, "en", "Lecture transcription.")))
     text = " ".join(p.text.strip() for p in result.pieces)
     words = [w for p in result.pieces for w in p.words]
@@ -49,10 +49,11 @@ def decode(tail: float, audio: np.ndarray) -> tuple[str, list[int], list[tuple[f
 
 
 class _Proxy:
-    """The CTranslate2 model with its `encode` observed (CTranslate2 objects take no attributes)."""
+    """The CTranslate2 model with some methods observed (CTranslate2 objects take no attributes)."""
 
-    def __init__(self, inner: object, encode: object) -> None:
-        self._inner, self.encode = inner, encode
+    def __init__(self, inner: object, **methods: object) -> None:
+        self._inner = inner
+        self.__dict__.update(methods)
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
@@ -137,8 +138,7 @@ def generate_calls(backend: LocalBackend, audio: np.ndarray) -> tuple[str, list[
         temperatures.append(k.get("sampling_temperature", 1.0) if k.get("beam_size", 1) == 1 else 0.0)
         return generate(*a, **k)
 
-    proxy = _Proxy(backend.model.model, backend.model.model.encode)
-    proxy.generate = spy  # type: ignore[attr-defined]
+    proxy = _Proxy(backend.model.model, generate=spy)
     backend.model.model = proxy
     try:
         prompt = build_prompt(backend.s.lecture_prompt, "", [])  # what the worker asks for, by default
