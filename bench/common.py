@@ -117,13 +117,15 @@ def load_lecture(prefix: str | Path) -> Lecture:
     meta = base.with_suffix(".json")
     if meta.exists():
         data = json.loads(meta.read_text())
-        spans = [Span(s["kind"], float(s["start"]), float(s["end"]), s.get("text") or "")
-                 for s in data["segments"]]
+        spans = [
+            Span(s["kind"], float(s["start"]), float(s["end"]), s.get("text") or "") for s in data["segments"]
+        ]
         alerts = [_expected_alert(a, spans) for a in data.get("alerts", [])]
         return Lecture(base.name, pcm, duration, spans, alerts, True)
     if base.name in KNOWN_TEXT:
-        return Lecture(base.name, pcm, duration, [Span("speech", 0.0, duration, KNOWN_TEXT[base.name])], [],
-                       True)
+        return Lecture(
+            base.name, pcm, duration, [Span("speech", 0.0, duration, KNOWN_TEXT[base.name])], [], True
+        )
     return Lecture(base.name, pcm, duration, [], [], False)
 
 
@@ -310,8 +312,9 @@ def match_alerts(
 
 def describe_alerts(score: AlertScore) -> list[str]:
     """One line per found, missed, false and duplicate alert."""
-    lines = [f"  found   {e.category:<10} @{e.start:7.2f}s <- @{r.start:7.2f}s {r.text!r}"
-             for e, r in score.found]
+    lines = [
+        f"  found   {e.category:<10} @{e.start:7.2f}s <- @{r.start:7.2f}s {r.text!r}" for e, r in score.found
+    ]
     lines += [f"  MISSED  {e.category:<10} @{e.start:7.2f}s {e.text!r}" for e in score.missed]
     lines += [f"  FALSE   {r.category:<10} @{r.start:7.2f}s {r.text!r}" for r in score.false]
     lines += [f"  dup     {r.category:<10} @{r.start:7.2f}s {r.text!r}" for r in score.duplicates]
@@ -348,7 +351,7 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def service_name(argv: Sequence[str]) -> str | None:
-    """"services.vad" for `python -m services.vad`, "services" for `python -m services`, else None."""
+    """ "services.vad" for `python -m services.vad`, "services" for `python -m services`, else None."""
     for i, arg in enumerate(argv[:-1]):
         mod = argv[i + 1]
         if arg == "-m" and (mod == "services" or mod.startswith("services.")):

@@ -53,8 +53,14 @@ FRAME = 1600  # the 100 ms frames a client sends
 def cut(lecture: Lecture) -> list[Utterance]:
     """The utterances the VAD worker would send as finals for this file, fed in 100 ms frames."""
     v = VadSettings()
-    cfg = SegmenterConfig(v.vad_threshold, v.vad_neg_threshold, v.vad_min_silence_s, v.vad_pad_s,
-                          v.vad_min_speech_s, v.vad_max_utterance_s)
+    cfg = SegmenterConfig(
+        v.vad_threshold,
+        v.vad_neg_threshold,
+        v.vad_min_silence_s,
+        v.vad_pad_s,
+        v.vad_min_speech_s,
+        v.vad_max_utterance_s,
+    )
     vad, seg = StreamingVad(load_model(v.vad_model_path)), Segmenter(cfg)
     out: list[Utterance] = []
     for i in range(0, len(lecture.pcm), FRAME):
@@ -102,8 +108,9 @@ def decode_run(r: Run, cuts: dict[str, list[Utterance]], threads: int) -> None:
         results = asyncio.run(backend.transcribe_many(reqs))
         r.took.append((time.perf_counter() - t0) / len(group))
         for j, ((_, u), res) in enumerate(zip(group, results, strict=True)):
-            pieces = keep_pieces(res.pieces, s.no_speech_threshold, s.logprob_threshold,
-                                 s.compression_ratio_threshold)
+            pieces = keep_pieces(
+                res.pieces, s.no_speech_threshold, s.logprob_threshold, s.compression_ratio_threshold
+            )
             found[i + j] = hyp(u, pieces)
     r.cpu = time.process_time() - cpu0
     r.hyps = {name: [] for name in cuts}
@@ -156,15 +163,19 @@ def report(lectures: list[Lecture], runs: list[Run]) -> list[dict]:
         }
         rows.append(row)
         per = " ".join(f"{k}={fmt(v, '.3f')}" for k, v in row["per_file"].items())
-        print(f"{row['strategy']:<16}{fmt(row['wer'], '.4f'):>8}{noise:>9}{fmt(row['p50']):>8}"
-              f"{fmt(row['p95']):>8}{fmt(row['cpu_per_speech_s']):>14}  {per}")
+        print(
+            f"{row['strategy']:<16}{fmt(row['wer'], '.4f'):>8}{noise:>9}{fmt(row['p50']):>8}"
+            f"{fmt(row['p95']):>8}{fmt(row['cpu_per_speech_s']):>14}  {per}"
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("prefixes", nargs="+", type=Path)
-    ap.add_argument("--strategies", default="0,5,5x4", help="comma-separated: T (tail T s) or TxB (batches of B)")
+    ap.add_argument(
+        "--strategies", default="0,5,5x4", help="comma-separated: T (tail T s) or TxB (batches of B)"
+    )
     ap.add_argument("--threads", type=int, default=0, help="WHISPER_CPU_THREADS (0: CTranslate2 decides)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)

@@ -62,15 +62,28 @@ class Stack:
     def __init__(self, port: int, transcribers: int, env: dict[str, str]) -> None:
         self.port, self.transcribers = port, transcribers
         self.dir = tempfile.mkdtemp(prefix="classrec-load-")
-        self.env = {**os.environ, "PORT": str(port), "REDIS_PORT": str(port + 1), "DATA_DIR": self.dir,
-                    "TRANSCRIBERS": str(transcribers), "MAX_SESSIONS_PER_CLIENT": "1000",
-                    "LOG_LEVEL": "WARNING", **env}
+        self.env = {
+            **os.environ,
+            "PORT": str(port),
+            "REDIS_PORT": str(port + 1),
+            "DATA_DIR": self.dir,
+            "TRANSCRIBERS": str(transcribers),
+            "MAX_SESSIONS_PER_CLIENT": "1000",
+            "LOG_LEVEL": "WARNING",
+            **env,
+        }
         self.proc: subprocess.Popen | None = None
 
     def spawn(self) -> None:
         with open(Path(self.dir) / "stack.log", "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "services"],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     async def __aenter__(self) -> Stack:
         self.spawn()
@@ -129,11 +142,16 @@ async def run_n(stack: Stack, n: int, lectures: list[Lecture], stagger: float) -
     wall = time.monotonic()
     plan = [lectures[i % len(lectures)] for i in range(n)]
     async with aiohttp.ClientSession() as http:
-        runs = await asyncio.gather(*(delayed(i * stagger / n, http, stack.ws_url, lec.pcm.tobytes())
-                                      for i, lec in enumerate(plan)))
+        runs = await asyncio.gather(
+            *(delayed(i * stagger / n, http, stack.ws_url, lec.pcm.tobytes()) for i, lec in enumerate(plan))
+        )
     wall = time.monotonic() - wall
     cpu = sum(meter.stop().values())
-    figs = [analyse(r.messages, lec, 1.0, r.stop_at) for r, lec in zip(runs, plan, strict=True) if r.t0 is not None]
+    figs = [
+        analyse(r.messages, lec, 1.0, r.stop_at)
+        for r, lec in zip(runs, plan, strict=True)
+        if r.t0 is not None
+    ]
     lat = [x for f in figs for x in f.final_latency]
     return Row(
         transcribers=stack.transcribers,
@@ -149,22 +167,30 @@ async def run_n(stack: Stack, n: int, lectures: list[Lecture], stagger: float) -
 
 
 def print_row(r: Row) -> None:
-    print(f"{r.transcribers:>4} {r.sessions:>4} {r.completed:>5}/{r.sessions:<4}{fmt(r.p50, '.2f'):>8}"
-          f"{fmt(r.p95, '.2f'):>8}{fmt(r.wer, '.2%'):>9}{fmt(r.cpu_per_audio_s, '.3f'):>9}{r.partials:>9}"
-          f"{r.wall_s:>8.0f}", flush=True)
+    print(
+        f"{r.transcribers:>4} {r.sessions:>4} {r.completed:>5}/{r.sessions:<4}{fmt(r.p50, '.2f'):>8}"
+        f"{fmt(r.p95, '.2f'):>8}{fmt(r.wer, '.2%'):>9}{fmt(r.cpu_per_audio_s, '.3f'):>9}{r.partials:>9}"
+        f"{r.wall_s:>8.0f}",
+        flush=True,
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.load", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sessions", default="1,4,8,16,24,32")
     ap.add_argument("--transcribers", default="1,2")
     ap.add_argument("--lectures", default="tests/data/lecture1,tests/data/lecture2")
     ap.add_argument("--stagger", type=float, default=6.0, help="seconds over which session starts spread")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="stack setting")
     ap.add_argument("--port", type=int, default=8190)
-    ap.add_argument("--stop-above", type=float, default=10.0,
-                    help="skip larger N once final p95 exceeds this many seconds")
+    ap.add_argument(
+        "--stop-above",
+        type=float,
+        default=10.0,
+        help="skip larger N once final p95 exceeds this many seconds",
+    )
     ap.add_argument("--json", type=Path)
     return ap.parse_args(argv)
 

@@ -89,12 +89,22 @@ def _shift(start: float, end: float, text: str, offset: float, limit: float | No
 
 
 def transcribe(
-    model: WhisperModel, audio: np.ndarray, word_times: bool, offset: float = 0.0, limit: float | None = None,
+    model: WhisperModel,
+    audio: np.ndarray,
+    word_times: bool,
+    offset: float = 0.0,
+    limit: float | None = None,
     vad: bool = False,
 ) -> tuple[list[HypSegment], list[HypSegment]]:
     """(segments, words) of one faster-whisper call, times shifted by `offset`, capped at `limit`."""
-    segments, _info = model.transcribe(audio, beam_size=BEAM_SIZE, language="en", initial_prompt=PROMPT,
-                                       word_timestamps=word_times, vad_filter=vad)
+    segments, _info = model.transcribe(
+        audio,
+        beam_size=BEAM_SIZE,
+        language="en",
+        initial_prompt=PROMPT,
+        word_timestamps=word_times,
+        vad_filter=vad,
+    )
     segs, words = [], []
     for s in segments:
         segs.append(_shift(s.start, s.end, s.text, offset, limit))
@@ -106,7 +116,9 @@ def run_whole(model: WhisperModel, lecture: Lecture, word_times: bool, vad: bool
     wall, cpu = time.perf_counter(), time.process_time()
     segs, words = transcribe(model, lecture.audio_float(), word_times, vad=vad)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return Baseline("whole+vad" if vad else "whole", segs, wall, cpu, lecture.duration, words if word_times else None)
+    return Baseline(
+        "whole+vad" if vad else "whole", segs, wall, cpu, lecture.duration, words if word_times else None
+    )
 
 
 def run_chunked(model: WhisperModel, lecture: Lecture, chunk_s: float, word_times: bool) -> Baseline:
@@ -130,17 +142,23 @@ def score(lecture: Lecture, b: Baseline) -> Baseline:
 
 
 def print_table(lecture: Lecture, results: list[Baseline], show: int) -> None:
-    print(f"\n{lecture.name}: {lecture.duration:.1f} s audio, "
-          f"{sum(s.kind == 'speech' for s in lecture.spans)} speech / "
-          f"{sum(s.kind == 'noise' for s in lecture.spans)} noise stretches")
-    print(f"  {'baseline':<10} {'WER':>7} {'S/D/I':>11} {'noise w':>8} {'silence w':>9} {'segs':>5} "
-          f"{'wall s':>7} {'RTF':>6} {'CPU s/s':>7}")
+    print(
+        f"\n{lecture.name}: {lecture.duration:.1f} s audio, "
+        f"{sum(s.kind == 'speech' for s in lecture.spans)} speech / "
+        f"{sum(s.kind == 'noise' for s in lecture.spans)} noise stretches"
+    )
+    print(
+        f"  {'baseline':<10} {'WER':>7} {'S/D/I':>11} {'noise w':>8} {'silence w':>9} {'segs':>5} "
+        f"{'wall s':>7} {'RTF':>6} {'CPU s/s':>7}"
+    )
     for b in results:
         sdi = f"{b.wer.substitutions}/{b.wer.deletions}/{b.wer.insertions}" if b.wer else "n/a"
-        print(f"  {b.name:<10} {fmt(b.wer.wer if b.wer else None, '.2%'):>7} {sdi:>11} "
-              f"{fmt(b.noise.in_noise if b.noise else None, 'd'):>8} "
-              f"{fmt(b.noise.in_silence if b.noise else None, 'd'):>9} {len(b.segments):>5} "
-              f"{b.wall_s:>7.1f} {b.rtf:>6.3f} {b.cpu_s / b.audio_s:>7.3f}")
+        print(
+            f"  {b.name:<10} {fmt(b.wer.wer if b.wer else None, '.2%'):>7} {sdi:>11} "
+            f"{fmt(b.noise.in_noise if b.noise else None, 'd'):>8} "
+            f"{fmt(b.noise.in_silence if b.noise else None, 'd'):>9} {len(b.segments):>5} "
+            f"{b.wall_s:>7.1f} {b.rtf:>6.3f} {b.cpu_s / b.audio_s:>7.3f}"
+        )
     for b in results:
         for where, seg in (b.noise.offenders if b.noise else [])[:show]:
             print(f"    {b.name} in {where} [{seg.start:.1f}-{seg.end:.1f}]: {seg.text!r}")
@@ -148,9 +166,14 @@ def print_table(lecture: Lecture, results: list[Baseline], show: int) -> None:
 
 def as_json(lecture: Lecture, b: Baseline) -> dict:
     return {
-        "file": lecture.name, "baseline": b.name, "audio_s": b.audio_s, "wall_s": b.wall_s,
-        "cpu_s": b.cpu_s, "rtf": b.rtf,
-        "wer": b.wer.wer if b.wer else None, "word_errors": asdict(b.wer) if b.wer else None,
+        "file": lecture.name,
+        "baseline": b.name,
+        "audio_s": b.audio_s,
+        "wall_s": b.wall_s,
+        "cpu_s": b.cpu_s,
+        "rtf": b.rtf,
+        "wer": b.wer.wer if b.wer else None,
+        "word_errors": asdict(b.wer) if b.wer else None,
         "noise_words": b.noise.in_noise if b.noise else None,
         "silence_words": b.noise.in_silence if b.noise else None,
         "segments": [asdict(s) for s in b.segments],
@@ -158,15 +181,21 @@ def as_json(lecture: Lecture, b: Baseline) -> dict:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.offline", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.offline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("prefixes", nargs="+", metavar="PREFIX", help="lecture PREFIX (.wav and .json)")
     ap.add_argument("--model", default=None, help="faster-whisper model path or name (default: tiny.en)")
     ap.add_argument("--chunk", type=float, default=3.0, help="chunk length of the naive baseline, s")
     ap.add_argument("--threads", type=int, default=0, help="CTranslate2 CPU threads (0: its default)")
-    ap.add_argument("--word-times", action="store_true",
-                    help="ask for word timestamps and place each word at its own time for the noise "
-                    "figures (changes faster-whisper's seeking, so WER and RTF change too)")
+    ap.add_argument(
+        "--word-times",
+        action="store_true",
+        help="ask for word timestamps and place each word at its own time for the noise "
+        "figures (changes faster-whisper's seeking, so WER and RTF change too)",
+    )
     ap.add_argument("--show", type=int, default=5, help="noise/silence segments to list per baseline")
     ap.add_argument("--json", dest="json_out", default=None, help="write all figures here as JSON")
     return ap.parse_args(argv)
@@ -178,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for prefix in args.prefixes:
         lecture = load_lecture(prefix)
-        results = [score(lecture, run_whole(model, lecture, args.word_times)),
-                   score(lecture, run_whole(model, lecture, args.word_times, vad=True)),
-                   score(lecture, run_chunked(model, lecture, args.chunk, args.word_times))]
+        results = [
+            score(lecture, run_whole(model, lecture, args.word_times)),
+            score(lecture, run_whole(model, lecture, args.word_times, vad=True)),
+            score(lecture, run_chunked(model, lecture, args.chunk, args.word_times)),
+        ]
         print_table(lecture, results, args.show)
         rows += [as_json(lecture, b) for b in results]
     if args.json_out:

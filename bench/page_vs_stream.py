@@ -149,8 +149,9 @@ async def run_page(url_base: str, mic: Path, clip_s: float, voice_processing: bo
 
     t0 = time.monotonic()
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=find_chromium(), headless=True,
-                                           args=chromium_args(mic))
+        browser = await pw.chromium.launch(
+            executable_path=find_chromium(), headless=True, args=chromium_args(mic)
+        )
         try:
             context = await browser.new_context(locale="en-US")
             await context.grant_permissions(["microphone"], origin=url_base)
@@ -170,7 +171,9 @@ async def run_page(url_base: str, mic: Path, clip_s: float, voice_processing: bo
             out["clocks"] = [await page.evaluate(CLOCKS)]
             await page.wait_for_function(
                 "s => window.classrec.recording && window.classrec.recording.sentSeconds >= s",
-                arg=clip_s, timeout=(clip_s + 120) * 1000, polling=500,
+                arg=clip_s,
+                timeout=(clip_s + 120) * 1000,
+                polling=500,
             )
             out["sent_seconds"] = await page.evaluate("() => window.classrec.recording.sentSeconds")
             out["clocks"].append(await page.evaluate(CLOCKS))
@@ -200,9 +203,14 @@ async def run_stream(ws_url: str, pcm: np.ndarray, end_wait_s: float) -> dict[st
     async with aiohttp.ClientSession() as http:
         run = await stream_session(http, ws_url, pcm.astype("<i2").tobytes(), 1.0, end_wait_s)
     messages = [m for _, m in run.messages]
-    return {"error": run.error, "completed": run.completed, "received": messages,
-            "start": {"type": "start", "language": "en"},  # what bench.stream sends first
-            "finals": finals_in_order(messages), "wall": time.monotonic() - t0}
+    return {
+        "error": run.error,
+        "completed": run.completed,
+        "received": messages,
+        "start": {"type": "start", "language": "en"},  # what bench.stream sends first
+        "finals": finals_in_order(messages),
+        "wall": time.monotonic() - t0,
+    }
 
 
 # --- the audio the page sent, against the clip ----------------------------------------------------
@@ -224,7 +232,9 @@ def _band_energy(x: np.ndarray, bands: list[tuple[float, float]]) -> np.ndarray:
 SNR_BANDS = [(0.0, 4000.0), (4000.0, 6500.0), (6500.0, 8001.0)]
 
 
-def audio_check(clip: np.ndarray, sent: np.ndarray, win_s: float = 1.0, search_s: float = 0.25) -> dict[str, Any]:
+def audio_check(
+    clip: np.ndarray, sent: np.ndarray, win_s: float = 1.0, search_s: float = 0.25
+) -> dict[str, Any]:
     """Where each 1-s window of the clip lies in the audio the page sent, window by window.
 
     `lag` is (position in `sent`) - (position in the clip): the first window's lag is where the clip
@@ -249,12 +259,12 @@ def audio_check(clip: np.ndarray, sent: np.ndarray, win_s: float = 1.0, search_s
     windows: list[tuple[float, int, float, float, list[float]]] = []  # t, lag, ncc, gain, band SNRs
     unmatched = misses = 0
     for t in range(0, len(x) - win + 1, win):
-        seg = x[t:t + win]
+        seg = x[t : t + win]
         if np.sqrt(np.mean(seg**2)) < 100:  # silence: nothing to match
             continue
         reach = min(search * (1 + misses), 3 * SAMPLE_RATE)
         lo = max(0, t + lag - reach)
-        part = y[lo:t + lag + win + reach]
+        part = y[lo : t + lag + win + reach]
         if len(part) < win + 1:
             unmatched += 1
             continue
@@ -269,7 +279,7 @@ def audio_check(clip: np.ndarray, sent: np.ndarray, win_s: float = 1.0, search_s
             continue
         misses = 0
         lag = lo + k - t
-        got = y[t + lag:t + lag + win]
+        got = y[t + lag : t + lag + win]
         gain = float(np.dot(got, seg) / np.dot(seg, seg))
         sig = _band_energy(gain * seg, SNR_BANDS)
         err = _band_energy(got - gain * seg, SNR_BANDS)
@@ -279,14 +289,21 @@ def audio_check(clip: np.ndarray, sent: np.ndarray, win_s: float = 1.0, search_s
     if not windows:
         return res
     lags = np.array([w[1] for w in windows])
-    steps = [(windows[i][0], int(lags[i] - lags[i - 1])) for i in range(1, len(windows)) if lags[i] != lags[i - 1]]
+    steps = [
+        (windows[i][0], int(lags[i] - lags[i - 1])) for i in range(1, len(windows)) if lags[i] != lags[i - 1]
+    ]
     # SNR where the lag holds on both sides (a window with a lost stretch inside says nothing about it)
-    stable = [i for i in range(len(windows)) if lags[max(i - 1, 0)] == lags[i] == lags[min(i + 1, len(lags) - 1)]]
+    stable = [
+        i for i in range(len(windows)) if lags[max(i - 1, 0)] == lags[i] == lags[min(i + 1, len(lags) - 1)]
+    ]
     snrs = np.array([windows[i][4] for i in stable] or [w[4] for w in windows])
     gains = np.array([w[3] for w in windows])
     res.update(
-        windows=len(windows), unmatched=unmatched, stable=len(stable),
-        start_s=float(lags[0]) / SAMPLE_RATE, end_lag_s=float(lags[-1]) / SAMPLE_RATE,
+        windows=len(windows),
+        unmatched=unmatched,
+        stable=len(stable),
+        start_s=float(lags[0]) / SAMPLE_RATE,
+        end_lag_s=float(lags[-1]) / SAMPLE_RATE,
         lost_s=float(lags[0] - lags[-1]) / SAMPLE_RATE,
         steps=steps,
         snr_db=[float(v) for v in np.median(snrs, axis=0)],
@@ -301,17 +318,24 @@ def print_audio_check(ac: dict[str, Any]) -> None:
     if "windows" not in ac:
         print("page audio: the clip was not found in it")
         return
-    bands = ", ".join(f"{lo / 1000:g}-{min(hi, 8000) / 1000:g} kHz {v:.1f}"
-                      for (lo, hi), v in zip(SNR_BANDS, ac["snr_db"][1:], strict=True))
-    print(f"page audio: clip starts at {ac['start_s']:+.3f} s in it; lost {ac['lost_s']:+.3f} s by the end"
-          f" ({len(ac['steps'])} lag steps); {ac['windows']} speech windows matched, {ac['unmatched']} not")
-    print(f"page audio: median SNR vs the clip over {ac.get('stable', '?')} windows without a lag step"
-          f" {ac['snr_db'][0]:.1f} dB ({bands}); gain p5/p50/p95 "
-          + "/".join(f"{g:.3f}" for g in ac["gain"]))
+    bands = ", ".join(
+        f"{lo / 1000:g}-{min(hi, 8000) / 1000:g} kHz {v:.1f}"
+        for (lo, hi), v in zip(SNR_BANDS, ac["snr_db"][1:], strict=True)
+    )
+    print(
+        f"page audio: clip starts at {ac['start_s']:+.3f} s in it; lost {ac['lost_s']:+.3f} s by the end"
+        f" ({len(ac['steps'])} lag steps); {ac['windows']} speech windows matched, {ac['unmatched']} not"
+    )
+    print(
+        f"page audio: median SNR vs the clip over {ac.get('stable', '?')} windows without a lag step"
+        f" {ac['snr_db'][0]:.1f} dB ({bands}); gain p5/p50/p95 " + "/".join(f"{g:.3f}" for g in ac["gain"])
+    )
     if ac["steps"]:
         big = sorted(ac["steps"], key=lambda s: -abs(s[1]))[:8]
-        print("page audio: largest lag steps (samples, + = inserted, - = lost) at clip time: "
-              + ", ".join(f"{d:+d}@{t:.0f}s" for t, d in sorted(big)))
+        print(
+            "page audio: largest lag steps (samples, + = inserted, - = lost) at clip time: "
+            + ", ".join(f"{d:+d}@{t:.0f}s" for t, d in sorted(big))
+        )
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -340,16 +364,23 @@ def differing(a: list[dict[str, Any]], b: list[dict[str, Any]], limit: int) -> l
     if not wa or not wb:
         return ["differing: one side has no words"]
     chunks = [c for c in jiwer.process_words(" ".join(wb), " ".join(wa)).alignments[0] if c.type != "equal"]
-    lines = [f"differing places (word alignment, page vs stream): {len(chunks)}, first {min(limit, len(chunks))}"]
+    lines = [
+        f"differing places (word alignment, page vs stream): {len(chunks)}, first {min(limit, len(chunks))}"
+    ]
 
     def segs(finals: list[dict[str, Any]], owner: list[int], lo: int, hi: int) -> list[str]:
         idx = sorted({owner[min(max(k, 0), len(owner) - 1)] for k in range(lo - 1, max(hi, lo) + 1)})
-        return [f"#{finals[i]['segment']:>3} {finals[i]['start']:7.2f}-{finals[i]['end']:7.2f}"
-                f" {finals[i]['text'].strip()!r}" for i in idx]
+        return [
+            f"#{finals[i]['segment']:>3} {finals[i]['start']:7.2f}-{finals[i]['end']:7.2f}"
+            f" {finals[i]['text'].strip()!r}"
+            for i in idx
+        ]
 
     for c in chunks[:limit]:
-        lines.append(f"  {c.type}: stream {' '.join(wb[c.ref_start_idx:c.ref_end_idx])!r}"
-                     f" -> page {' '.join(wa[c.hyp_start_idx:c.hyp_end_idx])!r}")
+        lines.append(
+            f"  {c.type}: stream {' '.join(wb[c.ref_start_idx : c.ref_end_idx])!r}"
+            f" -> page {' '.join(wa[c.hyp_start_idx : c.hyp_end_idx])!r}"
+        )
         lines += [f"    page   {s}" for s in segs(a, oa, c.hyp_start_idx, c.hyp_end_idx)]
         lines += [f"    stream {s}" for s in segs(b, ob, c.ref_start_idx, c.ref_end_idx)]
     return lines
@@ -369,14 +400,24 @@ def drift(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[tuple[float,
     return [(b[j]["start"], b[j]["start"] - a[i]["start"]) for j, i in sorted(pairs.items())]
 
 
-def report(page: dict[str, Any], stream: dict[str, Any], truth: str, clip_s: float, show: int,
-           audio: dict[str, Any] | None = None) -> None:
+def report(
+    page: dict[str, Any],
+    stream: dict[str, Any],
+    truth: str,
+    clip_s: float,
+    show: int,
+    audio: dict[str, Any] | None = None,
+) -> None:
     a, b = page["finals"], stream["finals"]
     print(f"lecture: {clip_s:.1f} s ({clip_s / 60:.2f} min), truth {len(truth.split())} words")
-    print(f"(a) page:   {len(a)} finals, sockets {page['sockets']}, sent {fmt(page.get('sent_seconds'), '.1f')} s,"
-          f" dom finals {len(page.get('dom_finals') or [])}, wall {page['wall']:.1f} s, error {page['error']}")
-    print(f"(b) stream: {len(b)} finals, completed {stream['completed']}, wall {stream['wall']:.1f} s,"
-          f" error {stream['error']}")
+    print(
+        f"(a) page:   {len(a)} finals, sockets {page['sockets']}, sent {fmt(page.get('sent_seconds'), '.1f')} s,"
+        f" dom finals {len(page.get('dom_finals') or [])}, wall {page['wall']:.1f} s, error {page['error']}"
+    )
+    print(
+        f"(b) stream: {len(b)} finals, completed {stream['completed']}, wall {stream['wall']:.1f} s,"
+        f" error {stream['error']}"
+    )
     if page.get("capture"):
         print(f"page capture: {json.dumps(page['capture'])}")
     if page.get("sent_text"):
@@ -392,8 +433,10 @@ def report(page: dict[str, Any], stream: dict[str, Any], truth: str, clip_s: flo
         line += f", audio sent {c1['sent_s'] - c0['sent_s']:.2f} s"
         st = c1.get("stats") or {}
         if st.get("buffers") and c1.get("input_rate"):
-            line += (f"; track read {st['inputFrames'] / c1['input_rate']:.2f} s in {st['buffers']} buffers,"
-                     f" {st['gaps']} timestamp gaps ({st['gapSeconds']:.3f} s)")
+            line += (
+                f"; track read {st['inputFrames'] / c1['input_rate']:.2f} s in {st['buffers']} buffers,"
+                f" {st['gaps']} timestamp gaps ({st['gapSeconds']:.3f} s)"
+            )
         print(line)
     if audio is not None:
         print_audio_check(audio)
@@ -401,19 +444,25 @@ def report(page: dict[str, Any], stream: dict[str, Any], truth: str, clip_s: flo
         dom = " ".join(d["text"].strip() for d in page["dom_finals"])
         print(f"page DOM finals == page WS finals (normalised): {normalise(dom) == normalise(joined(a))}")
     ab = word_errors(joined(b), joined(a))
-    print(f"WER (a) vs (b): {fmt(ab.wer)}  (S {ab.substitutions} D {ab.deletions} I {ab.insertions},"
-          f" ref {ab.ref_words} words, hyp {ab.hyp_words})")
+    print(
+        f"WER (a) vs (b): {fmt(ab.wer)}  (S {ab.substitutions} D {ab.deletions} I {ab.insertions},"
+        f" ref {ab.ref_words} words, hyp {ab.hyp_words})"
+    )
     for name, finals in (("(a) page", a), ("(b) stream", b)):
         w = word_errors(truth, joined(finals))
-        print(f"WER {name:<10} vs truth: {fmt(w.wer)}  (S {w.substitutions} D {w.deletions} I {w.insertions},"
-              f" hyp {w.hyp_words} words)")
+        print(
+            f"WER {name:<10} vs truth: {fmt(w.wer)}  (S {w.substitutions} D {w.deletions} I {w.insertions},"
+            f" hyp {w.hyp_words} words)"
+        )
     same = sum(1 for x, y in zip(a, b, strict=False) if normalise(x["text"]) == normalise(y["text"]))
     print(f"segments with identical normalised text at the same index: {same}/{max(len(a), len(b))}")
     dr = drift(a, b)
     if dr:
         step = max(1, len(dr) // 8)
-        print("page audio behind stream (s), at stream time: "
-              + ", ".join(f"{lag:+.2f}@{t:.0f}" for t, lag in dr[::step] + dr[-1:]))
+        print(
+            "page audio behind stream (s), at stream time: "
+            + ", ".join(f"{lag:+.2f}@{t:.0f}" for t, lag in dr[::step] + dr[-1:])
+        )
     for line in differing(a, b, show):
         print(line)
 
@@ -421,8 +470,10 @@ def report(page: dict[str, Any], stream: dict[str, Any], truth: str, clip_s: flo
 def report_replay(page: dict[str, Any], replay: dict[str, Any], show: int) -> None:
     """(a) against (c): the page's finals against bench.stream's of the audio the page sent."""
     a, c = page["finals"], replay["finals"]
-    print(f"(c) replay of the page's audio: {len(c)} finals, completed {replay['completed']},"
-          f" wall {replay['wall']:.1f} s, error {replay['error']}")
+    print(
+        f"(c) replay of the page's audio: {len(c)} finals, completed {replay['completed']},"
+        f" wall {replay['wall']:.1f} s, error {replay['error']}"
+    )
     identical = [f["text"] for f in a] == [f["text"] for f in c]
     print(f"(a) page vs (c) replay: {compare_texts(texts(c), texts(a))}; texts identical: {identical}")
     for line in [] if identical else differing(a, c, show)[1:]:
@@ -481,14 +532,18 @@ def compare_texts(ref: list[str], hyp: list[str]) -> str:
         for j, yj in enumerate(y):
             row.append(prev[j] + 1 if xi == yj else max(prev[j + 1], row[j]))
     same = row[-1]
-    return (f"WER {fmt(w.wer)} (S {w.substitutions} D {w.deletions} I {w.insertions}),"
-            f" same finals {same}/{max(len(ref), len(hyp))}")
+    return (
+        f"WER {fmt(w.wer)} (S {w.substitutions} D {w.deletions} I {w.insertions}),"
+        f" same finals {same}/{max(len(ref), len(hyp))}"
+    )
 
 
 def report_floor(page: dict[str, Any], stream: dict[str, Any], floor: dict[str, list[str]]) -> None:
     a, b = texts(page["finals"]), texts(stream["finals"])
-    print("(d) floor, offline with the service's own code: its transcript of audio that a microphone path"
-          " cannot tell apart")
+    print(
+        "(d) floor, offline with the service's own code: its transcript of audio that a microphone path"
+        " cannot tell apart"
+    )
     print(f"  offline clip == (b) stream: {floor['clip'] == b}  ({compare_texts(b, floor['clip'])})")
     print(f"  {'(a) page':<28} vs (b) stream: {compare_texts(b, a)}")
     if "page_start" in floor:
@@ -502,27 +557,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("url_base", help="e.g. http://127.0.0.1:8080")
     p.add_argument("--minutes", type=float, default=10.0)
     p.add_argument("--out", type=Path, default=Path("/tmp/page_vs_stream"))
-    p.add_argument("--sequential", action="store_true", help="page first, then stream (default: concurrently)")
-    p.add_argument("--stream-url", default=None,
-                   help="URL base of a second stack for (b) and (c) (default: URL_BASE). Finals that wait"
-                        " together in one transcriber are decoded as a batch padded to the longest, so on"
-                        " one stack run concurrently the page's and the stream's finals shape each other")
-    p.add_argument("--replay", action="store_true",
-                   help="(c): after (a), stream the very audio the page sent (DIR/page_sent.pcm) through"
-                        " bench.stream and compare (a) with it: what the server makes of the page's audio,"
-                        " with the page's protocol handling as the only difference")
-    p.add_argument("--floor", action="store_true",
-                   help="(d): decode, offline with the service's code, the clip, the clip from where the page"
-                        " started capturing, one sample later and with +-1 LSB of noise, and print how far"
-                        " apart their transcripts are: the least any microphone path could differ by")
+    p.add_argument(
+        "--sequential", action="store_true", help="page first, then stream (default: concurrently)"
+    )
+    p.add_argument(
+        "--stream-url",
+        default=None,
+        help="URL base of a second stack for (b) and (c) (default: URL_BASE). Finals that wait"
+        " together in one transcriber are decoded as a batch padded to the longest, so on"
+        " one stack run concurrently the page's and the stream's finals shape each other",
+    )
+    p.add_argument(
+        "--replay",
+        action="store_true",
+        help="(c): after (a), stream the very audio the page sent (DIR/page_sent.pcm) through"
+        " bench.stream and compare (a) with it: what the server makes of the page's audio,"
+        " with the page's protocol handling as the only difference",
+    )
+    p.add_argument(
+        "--floor",
+        action="store_true",
+        help="(d): decode, offline with the service's code, the clip, the clip from where the page"
+        " started capturing, one sample later and with +-1 LSB of noise, and print how far"
+        " apart their transcripts are: the least any microphone path could differ by",
+    )
     p.add_argument("--show", type=int, default=5, help="differing places to print")
-    p.add_argument("--rescore", action="store_true", help="only report again from DIR/*.json of an earlier run")
-    p.add_argument("--mic-rate", type=int, default=FAKE_DEVICE_RATE,
-                   help="sample rate of the fake-mic WAV (default: the fake device's own, so Chromium"
-                        " does not resample it; 16000 = the clip's rate, resampled by Chromium)")
-    p.add_argument("--voice-processing", action="store_true",
-                   help="leave the page's echo cancellation and noise suppression as the form has them"
-                        " (default: both off, so the page sends the microphone's audio unprocessed)")
+    p.add_argument(
+        "--rescore", action="store_true", help="only report again from DIR/*.json of an earlier run"
+    )
+    p.add_argument(
+        "--mic-rate",
+        type=int,
+        default=FAKE_DEVICE_RATE,
+        help="sample rate of the fake-mic WAV (default: the fake device's own, so Chromium"
+        " does not resample it; 16000 = the clip's rate, resampled by Chromium)",
+    )
+    p.add_argument(
+        "--voice-processing",
+        action="store_true",
+        help="leave the page's echo cancellation and noise suppression as the form has them"
+        " (default: both off, so the page sends the microphone's audio unprocessed)",
+    )
     return p.parse_args(argv)
 
 
@@ -549,10 +624,16 @@ def main(argv: list[str] | None = None) -> int:
     pcm, spans = build_lecture(args.minutes)
     clip_s = len(pcm) / SAMPLE_RATE
     write_wav(pcm, args.out / "lecture.wav")
-    (args.out / "lecture.json").write_text(json.dumps(
-        {"duration": clip_s, "segments": [vars(s) for s in spans], "alerts": []}, indent=1))
-    mic = write_fake_mic(pcm.astype("<i2").tobytes(), args.out / "mic.wav", seconds=clip_s,
-                         silence_s=TAIL_SILENCE_S, wav_rate=args.mic_rate)
+    (args.out / "lecture.json").write_text(
+        json.dumps({"duration": clip_s, "segments": [vars(s) for s in spans], "alerts": []}, indent=1)
+    )
+    mic = write_fake_mic(
+        pcm.astype("<i2").tobytes(),
+        args.out / "mic.wav",
+        seconds=clip_s,
+        silence_s=TAIL_SILENCE_S,
+        wav_rate=args.mic_rate,
+    )
     truth = " ".join(s.text for s in sorted(spans, key=lambda s: s.start) if s.kind == "speech")
     sent_path = args.out / "page_sent.pcm"
     if args.rescore:

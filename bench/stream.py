@@ -99,8 +99,14 @@ async def _send_audio(ws: aiohttp.ClientWebSocketResponse, pcm: bytes, speed: fl
         await ws.send_bytes(pcm[off : off + frame])
 
 
-async def _session_io(ws: aiohttp.ClientWebSocketResponse, pcm: bytes, speed: float, end_wait_s: float,
-                      run: SessionRun, raw: list[tuple[float, dict]]) -> None:
+async def _session_io(
+    ws: aiohttp.ClientWebSocketResponse,
+    pcm: bytes,
+    speed: float,
+    end_wait_s: float,
+    run: SessionRun,
+    raw: list[tuple[float, dict]],
+) -> None:
     await ws.send_str(json.dumps({"type": "start", "language": "en"}))
     receiver = asyncio.create_task(_receive(ws, raw))
     try:
@@ -174,12 +180,15 @@ def split_transcripts(messages: list[tuple[float, dict]]) -> tuple[list[tuple[fl
     return [first[k] for k in sorted(first)], repeated, partials
 
 
-def analyse(messages: list[tuple[float, dict]], lecture: Lecture, speed: float,
-            stop_at: float | None = None) -> SessionFigures:
+def analyse(
+    messages: list[tuple[float, dict]], lecture: Lecture, speed: float, stop_at: float | None = None
+) -> SessionFigures:
     """All figures of one session from its timed messages."""
     finals, repeated, partials = split_transcripts(messages)
-    received = [ReceivedAlert(m["category"], float(m["start"]), m.get("text", ""), m.get("segment", -1))
-                for _, m in _of_type(messages, "alert")]
+    received = [
+        ReceivedAlert(m["category"], float(m["start"]), m.get("text", ""), m.get("segment", -1))
+        for _, m in _of_type(messages, "alert")
+    ]
     ends = [t for t, _ in _of_type(messages, "end")]
     fig = SessionFigures(
         finals=[m for _, m in finals],
@@ -234,28 +243,38 @@ def summarise(figs: list[SessionFigures], lecture: Lecture, cpu: dict[str, float
         "session_wer": [f.wer.wer if f.wer else None for f in figs],
         "noise_words": noise.in_noise if lecture.has_truth else None,
         "silence_words": noise.in_silence if lecture.has_truth else None,
-        "final_latency_p50": percentile(lat, 50), "final_latency_p95": percentile(lat, 95),
+        "final_latency_p50": percentile(lat, 50),
+        "final_latency_p95": percentile(lat, 95),
         "truth_latency_p50": percentile([x for f in figs for x in f.truth_latency], 50),
         "truth_latency_p95": percentile([x for f in figs for x in f.truth_latency], 95),
-        "partial_lag_p50": percentile(lag, 50), "partial_lag_p95": percentile(lag, 95),
-        "finals": len(lat), "partials": len(lag),
+        "partial_lag_p50": percentile(lag, 50),
+        "partial_lag_p95": percentile(lag, 95),
+        "finals": len(lat),
+        "partials": len(lag),
         "repeated_finals": sum(f.repeated_finals for f in figs),
         "end_after_stop": [f.end_after_stop for f in figs],
-        "alerts_found": len(alerts.found), "alerts_expected": alerts.expected,
-        "alerts_false": len(alerts.false), "alerts_duplicate": len(alerts.duplicates),
+        "alerts_found": len(alerts.found),
+        "alerts_expected": alerts.expected,
+        "alerts_false": len(alerts.false),
+        "alerts_duplicate": len(alerts.duplicates),
         "alerts_found_any_category": alerts.found_any_category,
         "errors": [e for f in figs for e in f.errors],
-        "cpu_s": cpu, "cpu_s_per_audio_s": cpu_total / audio_s if audio_s and cpu else None,
+        "cpu_s": cpu,
+        "cpu_s_per_audio_s": cpu_total / audio_s if audio_s and cpu else None,
     }
 
 
 def print_report(s: dict, figs: list[SessionFigures], lecture: Lecture, speed: float, wall: float) -> None:
-    print(f"{lecture.name}: {lecture.duration:.1f} s audio x {s['sessions']} session(s), speed {speed:g}, "
-          f"wall {wall:.1f} s")
+    print(
+        f"{lecture.name}: {lecture.duration:.1f} s audio x {s['sessions']} session(s), speed {speed:g}, "
+        f"wall {wall:.1f} s"
+    )
     per = ", ".join(fmt(w, ".1%") for w in s["session_wer"])
     print(f"  WER              {fmt(s['wer'], '.2%')}   per session: {per}")
-    print(f"  noise words      {fmt(s['noise_words'], 'd')} in noise stretches + "
-          f"{fmt(s['silence_words'], 'd')} in silence")
+    print(
+        f"  noise words      {fmt(s['noise_words'], 'd')} in noise stretches + "
+        f"{fmt(s['silence_words'], 'd')} in silence"
+    )
     lat = [x for f in figs for x in f.final_latency]
     lag = [x for f in figs for x in f.partial_lag]
     print(f"  final latency    {_pct(lat)}   (repeated finals: {s['repeated_finals']})")
@@ -264,15 +283,19 @@ def print_report(s: dict, figs: list[SessionFigures], lecture: Lecture, speed: f
         print(f"  ... vs truth     {_pct(truth)}   (arrival - end of the spoken sentence in the truth)")
     print(f"  partial lag      {_pct(lag)}")
     print(f"  end after stop   {', '.join(fmt(x, '.2f', ' s') for x in s['end_after_stop'])}")
-    print(f"  alerts           found {s['alerts_found']} / expected {s['alerts_expected']} / "
-          f"false {s['alerts_false']}  (duplicates {s['alerts_duplicate']}, "
-          f"found ignoring category {s['alerts_found_any_category']})")
+    print(
+        f"  alerts           found {s['alerts_found']} / expected {s['alerts_expected']} / "
+        f"false {s['alerts_false']}  (duplicates {s['alerts_duplicate']}, "
+        f"found ignoring category {s['alerts_found_any_category']})"
+    )
     for i, f in enumerate(figs):
         for line in describe_alerts(f.alerts):
             print(f"   s{i}{line}")
     by_name = ", ".join(f"{k} {v:.1f}" for k, v in sorted(s["cpu_s"].items()))
-    print(f"  CPU              {fmt(s['cpu_s_per_audio_s'], '.3f')} CPU s per audio s"
-          f"   ({by_name or 'no service PIDs found'})")
+    print(
+        f"  CPU              {fmt(s['cpu_s_per_audio_s'], '.3f')} CPU s per audio s"
+        f"   ({by_name or 'no service PIDs found'})"
+    )
     for e in s["errors"]:
         print(f"  server error     {e.get('code')}: {e.get('message')}")
     for i, f in enumerate(figs):
@@ -284,14 +307,20 @@ def print_report(s: dict, figs: list[SessionFigures], lecture: Lecture, speed: f
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m bench.stream", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.stream",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("url", help="e.g. ws://localhost:8080/ws/transcribe")
     ap.add_argument("prefix", metavar="PREFIX", help="lecture PREFIX (.wav and .json)")
     ap.add_argument("--speed", type=float, default=1.0, help="audio seconds sent per wall second")
     ap.add_argument("--sessions", type=int, default=1, help="concurrent sessions of the same file")
-    ap.add_argument("--pids", default=None, help="comma-separated PIDs to measure CPU of "
-                    "(default: every process run as `-m services...`)")
+    ap.add_argument(
+        "--pids",
+        default=None,
+        help="comma-separated PIDs to measure CPU of (default: every process run as `-m services...`)",
+    )
     ap.add_argument("--end-wait", type=float, default=300.0, help="longest wait for end after stop, s")
     ap.add_argument("--json", dest="json_out", default=None, help="write figures and messages here")
     args = ap.parse_args(argv)
@@ -318,8 +347,9 @@ async def run_all(
     wall = time.monotonic()
     pcm = lecture.pcm.tobytes()
     async with aiohttp.ClientSession() as http:
-        runs = await asyncio.gather(*(stream_session(http, args.url, pcm, args.speed, args.end_wait)
-                                      for _ in range(args.sessions)))
+        runs = await asyncio.gather(
+            *(stream_session(http, args.url, pcm, args.speed, args.end_wait) for _ in range(args.sessions))
+        )
     wall = time.monotonic() - wall
     names = meter.names if pids is None else {p: n for p, n in find_service_pids().items() if p in pids}
     return list(runs), _cpu_by_name(meter.stop(), names), wall
@@ -339,9 +369,14 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(figs, lecture, cpu)
     print_report(summary, figs, lecture, args.speed, wall)
     if args.json_out:
-        out = {"file": lecture.name, "speed": args.speed, "wall_s": wall, **summary,
-               "failed": sum(1 for r in runs if r.error),
-               "runs": [{"error": r.error, "stop_at": r.stop_at, "messages": r.messages} for r in runs]}
+        out = {
+            "file": lecture.name,
+            "speed": args.speed,
+            "wall_s": wall,
+            **summary,
+            "failed": sum(1 for r in runs if r.error),
+            "runs": [{"error": r.error, "stop_at": r.stop_at, "messages": r.messages} for r in runs],
+        }
         Path(args.json_out).write_text(json.dumps(out, indent=1))
         print(f"wrote {args.json_out}")
     return 1 if any(r.error for r in runs) else 0

@@ -81,8 +81,9 @@ def resample_pcm(pcm: bytes, rate: int, out_rate: int) -> bytes:
     return b"".join(f.to_ndarray().astype("<i2").tobytes() for f in out)
 
 
-def write_fake_mic(pcm: bytes, out: Path, *, rate: int = 16000, seconds: float, silence_s: float,
-                   wav_rate: int | None = None) -> Path:
+def write_fake_mic(
+    pcm: bytes, out: Path, *, rate: int = 16000, seconds: float, silence_s: float, wav_rate: int | None = None
+) -> Path:
     """A 16-bit mono WAV: the first `seconds` of `pcm` (16-bit mono at `rate`), then `silence_s` of silence;
     resampled to `wav_rate` when given (FAKE_DEVICE_RATE: played without Chromium resampling it)."""
     n = int(seconds * rate) * 2

@@ -16,8 +16,11 @@ from shared.settings import TranscriberSettings
 from shared.streams import xadd
 
 CLIP = Path(__file__).parent / "data" / "real" / "LJ001-0009.wav"
-STREAMS = {"segments_stream": "segments:batch", "partials_stream": "segments:partial:batch",
-           "transcripts_stream": "transcripts:batch"}
+STREAMS = {
+    "segments_stream": "segments:batch",
+    "partials_stream": "segments:partial:batch",
+    "transcripts_stream": "transcripts:batch",
+}
 
 
 def batches() -> tuple[float, float]:
@@ -31,11 +34,20 @@ async def test_queued_finals_are_decoded_as_one_batch(redis_url: str) -> None:
     pad = np.zeros(4800, np.int16)
     clip = np.concatenate([pad, read_wav(CLIP), pad])
     jobs = [
-        SegmentJob(sid="b1", segment=0, start=0.0, end=len(clip) / 16000, config=SessionConfig(), pcm=clip.tobytes()),
-        SegmentJob(sid="b2", segment=0, start=2.0, end=2 + len(clip) / 16000, config=SessionConfig(),
-                   pcm=clip.tobytes()),
-        SegmentJob(sid="b1", segment=1, start=9.0, end=13.0, config=SessionConfig(),
-                   pcm=clip[-4 * 16000 :].tobytes()),
+        SegmentJob(
+            sid="b1", segment=0, start=0.0, end=len(clip) / 16000, config=SessionConfig(), pcm=clip.tobytes()
+        ),
+        SegmentJob(
+            sid="b2",
+            segment=0,
+            start=2.0,
+            end=2 + len(clip) / 16000,
+            config=SessionConfig(),
+            pcm=clip.tobytes(),
+        ),
+        SegmentJob(
+            sid="b1", segment=1, start=9.0, end=13.0, config=SessionConfig(), pcm=clip[-4 * 16000 :].tobytes()
+        ),
         SegmentJob(sid="b2", segment=1, start=12.0, end=13.0, config=SessionConfig(), pcm=b"\x01\x02\x03"),
     ]
     for job in jobs:

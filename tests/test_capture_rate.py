@@ -111,7 +111,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 async def open_page(pw: object, site: str, mic: Path, path: str = "") -> tuple[object, object]:
-    browser = await pw.chromium.launch(executable_path=find_chromium(), headless=True, args=chromium_args(mic))
+    browser = await pw.chromium.launch(
+        executable_path=find_chromium(), headless=True, args=chromium_args(mic)
+    )
     context = await browser.new_context()
     await context.grant_permissions(["microphone"], origin=site)
     page = await context.new_page()
@@ -126,8 +128,9 @@ async def test_capture_sends_the_clip_whole(site: str, lecture1: Lecture, tmp_pa
     from playwright.async_api import async_playwright
 
     clip = np.frombuffer(lecture1.pcm, "<i2")[: int(CLIP_S * 16000)]
-    mic = write_fake_mic(lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=TAIL_S,
-                         wav_rate=FAKE_DEVICE_RATE)
+    mic = write_fake_mic(
+        lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=TAIL_S, wav_rate=FAKE_DEVICE_RATE
+    )
     async with async_playwright() as pw:
         browser, page = await open_page(pw, site, mic, path)
         try:
@@ -136,11 +139,16 @@ async def test_capture_sends_the_clip_whole(site: str, lecture1: Lecture, tmp_pa
                 await page.wait_for_function("s => window.cap.samples >= s", arg=8 * 16000, polling=100)
                 await page.evaluate("block(2000)")
             # The device plays in real time: wait (polling, no sleep) until the clip has been captured.
-            await page.wait_for_function("s => window.cap.samples >= s", arg=int((CLIP_S + TAIL_S / 2) * 16000),
-                                         timeout=(CLIP_S + 60) * 1000, polling=200)
+            await page.wait_for_function(
+                "s => window.cap.samples >= s",
+                arg=int((CLIP_S + TAIL_S / 2) * 16000),
+                timeout=(CLIP_S + 60) * 1000,
+                polling=200,
+            )
             sent = np.frombuffer(base64.b64decode(await page.evaluate("stopCapture()")), "<i2")
-            info = await page.evaluate("({settings: cap.settings, path: cap.path, inputRate: cap.inputRate,"
-                                       " stats: cap.stats})")
+            info = await page.evaluate(
+                "({settings: cap.settings, path: cap.path, inputRate: cap.inputRate, stats: cap.stats})"
+            )
         finally:
             await browser.close()
     s = info["settings"]
@@ -157,8 +165,10 @@ async def test_capture_sends_the_clip_whole(site: str, lecture1: Lecture, tmp_pa
     assert abs(ac["lost_s"]) <= 0.005 * CLIP_S, f"{ac['lost_s']:+.3f} s lost; lag steps {ac['steps']}"
     total, low, mid, high = ac["snr_db"]
     figures = f"SNR {total:.1f} dB: {low:.1f} / {mid:.1f} / {high:.1f} dB in 0-4 / 4-6.5 / 6.5-8 kHz"
-    print(f"\n{path}: {len(sent) / 16000:.2f} s sent, clip at {ac['start_s']:+.3f} s, {ac['lost_s']:+.3f} s lost,"
-          f" {figures}, device {info['inputRate']} Hz, stats {info['stats']}")
+    print(
+        f"\n{path}: {len(sent) / 16000:.2f} s sent, clip at {ac['start_s']:+.3f} s, {ac['lost_s']:+.3f} s lost,"
+        f" {figures}, device {info['inputRate']} Hz, stats {info['stats']}"
+    )
     assert ac["stable"] >= 5, ac
     assert low >= 45 and mid >= 35 and total >= 35, figures
 
@@ -171,8 +181,10 @@ async def test_resampler_response(site: str, tmp_path: Path) -> None:
         browser, page = await open_page(pw, site, mic)
         try:
             for rate in (44100, 48000):
-                gains = {f: await page.evaluate("([r, f]) => toneGain(r, f)", [rate, f])
-                         for f in (1000, 4000, 6500, 7000, 7500, 8500, 9000, 12000, 20000)}
+                gains = {
+                    f: await page.evaluate("([r, f]) => toneGain(r, f)", [rate, f])
+                    for f in (1000, 4000, 6500, 7000, 7500, 8500, 9000, 12000, 20000)
+                }
                 for f in (1000, 4000, 6500, 7000):
                     assert abs(gains[f]) <= 0.1, f"{rate} Hz: {f} Hz at {gains[f]:+.2f} dB ({gains})"
                 assert gains[7500] >= -6, f"{rate} Hz: 7500 Hz at {gains[7500]:+.2f} dB ({gains})"

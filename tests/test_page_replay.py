@@ -38,8 +38,9 @@ def view(messages: list[dict[str, Any]]) -> list[tuple[int, str, float, float]]:
 async def test_the_page_gets_the_transcript_of_the_audio_it_sent(
     stack: Stack, lecture1: Lecture, tmp_path: Path
 ) -> None:
-    mic = write_fake_mic(lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=SILENCE_S,
-                         wav_rate=FAKE_DEVICE_RATE)
+    mic = write_fake_mic(
+        lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=SILENCE_S, wav_rate=FAKE_DEVICE_RATE
+    )
     page = await run_page(stack.http, mic, CLIP_S)  # bench.page_vs_stream's: start, wait, stop, record
     assert page["error"] is None and not page.get("page_errors"), (page["error"], page.get("page_errors"))
     assert page["sockets"] == 1, f"the page opened {page['sockets']} sockets on a steady network"
@@ -51,6 +52,7 @@ async def test_the_page_gets_the_transcript_of_the_audio_it_sent(
 
     start = {k: v for k, v in sent_text[0].items() if k != "session"}  # a new session, same settings
     direct = view(await stream(stack.ws, audio, start=start, speed=1.0))
-    assert through_page == direct, "\n".join(
-        f"page {p}\ndirect {d}" for p, d in zip(through_page, direct, strict=False) if p != d
-    ) or f"{len(through_page)} finals through the page, {len(direct)} direct"
+    assert through_page == direct, (
+        "\n".join(f"page {p}\ndirect {d}" for p, d in zip(through_page, direct, strict=False) if p != d)
+        or f"{len(through_page)} finals through the page, {len(direct)} direct"
+    )

@@ -138,7 +138,9 @@ class LocalBackend:
             "initial_prompt": req.prompt or None,
             "hotwords": req.hotwords or None,
             "prefix": req.prefix or None,
-            "temperature": list(FALLBACK_TEMPERATURES) if self.s.temperature_fallback and not partial else 0.0,
+            "temperature": list(FALLBACK_TEMPERATURES)
+            if self.s.temperature_fallback and not partial
+            else 0.0,
             "condition_on_previous_text": False,
             "word_timestamps": self.s.word_timestamps and not partial,
             "no_speech_threshold": self.s.no_speech_threshold,
@@ -235,8 +237,15 @@ class LocalBackend:
 
         text = tok.decode([t for t in sub["tokens"] if t < tok.eot])
         words = [(w["start"], w["end"], w["word"]) for w in sub.get("words") or []]
-        return Piece(sub["start"], sub["end"], text, sub["avg_logprob"], sub["no_speech_prob"],
-                     get_compression_ratio(text) if text else 0.0, words)
+        return Piece(
+            sub["start"],
+            sub["end"],
+            text,
+            sub["avg_logprob"],
+            sub["no_speech_prob"],
+            get_compression_ratio(text) if text else 0.0,
+            words,
+        )
 
     def _run_partial(self, req: Request) -> Result:
         """A partial: greedy decoding of an encoder run on the audio's own length, not 30 s.

@@ -70,7 +70,9 @@ class TranscriberWorker(StreamWorker):
         """Finals first: a non-blocking read of finals (topped up for at most batch_wait_ms when
         fewer than a batch wait), else a blocking read that takes one partial."""
         streams = await self.prepare()
-        finals = [e for _, entries in await self.fetch(streams[:1], self.settings.read_count, None) for e in entries]
+        finals = [
+            e for _, entries in await self.fetch(streams[:1], self.settings.read_count, None) for e in entries
+        ]
         want = min(self.cfg.transcribe_batch, self.settings.read_count)
         if finals and len(finals) < want and self.cfg.batch_wait_ms > 0:
             more = await self.fetch(streams[:1], want - len(finals), self.cfg.batch_wait_ms)
@@ -128,7 +130,9 @@ class TranscriberWorker(StreamWorker):
                 -self.cfg.prompt_context_chars :
             ]
         prompt = build_prompt(self.cfg.lecture_prompt, job.config.prompt, job.config.keywords, recent)
-        return Request(audio, job.config.language, prompt, self.cfg.hotwords, partial=not job.final, prefix=prefix)
+        return Request(
+            audio, job.config.language, prompt, self.cfg.hotwords, partial=not job.final, prefix=prefix
+        )
 
     async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
         done = self.decoded.pop((job.sid, job.segment), None) if job.final else None
