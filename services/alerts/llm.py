@@ -38,18 +38,10 @@ import openai
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from services.alerts.dates import normalize
-from services.alerts.detector import (
-    TRIGGERS,
-    Detector,
-    Finding,
-    _event,
-    _label,
-    _negated,
-    _Unit,
-    classify,
-    find_hits,
-)
-from shared.messages import AlertCategory, AlertEvent
+from services.alerts.detector import Detector
+from services.alerts.patterns import TRIGGERS
+from services.alerts.rules import Finding, classify, find_hits, label, negated
+from shared.messages import AlertCategory
 from shared.settings import AlertsSettings
 
 log = logging.getLogger(__name__)
@@ -270,10 +262,10 @@ class LLMDetector(Detector):
         if not verdict.announcement:
             return None
         assert verdict.category is not None  # validated
-        label = self._label(verdict.category, norm, rules)
-        if label is None:  # "custom" about no keyword of this session: not a usable answer
+        label_ = self._label_for(verdict.category, norm, rules)
+        if label_ is None:  # "custom" about no keyword of this session: not a usable answer
             return rules
-        return Finding(verdict.category, label, verdict.day, verdict.time)
+        return Finding(verdict.category, label_, verdict.day, verdict.time)
 
     def _candidate(self, norm: str) -> bool:
         """Whether the sentence is worth a question: a trigger word or a session keyword in it."""
@@ -283,13 +275,13 @@ class LLMDetector(Detector):
             or any(p.search(norm) for _, p in self._keyword_res)
         )
 
-    def _label(self, category: str, norm: str, rules: Finding | None) -> str | None:
+    def _label_for(self, category: str, norm: str, rules: Finding | None) -> str | None:
         """The short title (without date) for the model's category."""
         if rules is not None and rules.category == category:
             return rules.label
         if category == "custom":
             keyword = next(
-                (k for k, p in self._keyword_res if (m := p.search(norm)) and not _negated(norm, m.start())),
+                (k for k, p in self._keyword_res if (m := p.search(norm)) and not negated(norm, m.start())),
                 None,
             )
             return keyword[:1].upper() + keyword[1:] if keyword else None
@@ -297,19 +289,10 @@ class LLMDetector(Detector):
         same = [h for h in hits if h.trigger.category == category]
         if same:
             try:
-                return _label(category, min(same, key=lambda h: h.start), hits, norm)
+                return label(category, min(same, key=lambda h: h.start), hits, norm)
             except (KeyError, IndexError):
                 pass
         return GENERIC_LABELS[category]
-
-    def _alerts(self, units: list[_Unit]) -> list[AlertEvent]:
-        events = []
-        for unit in units:
-            finding = self.decide(unit.text)
-            if finding and not self._is_repeat(unit.segment, finding):
-                self._remember(unit.segment, finding)
-                events.append(_event(unit, finding))
-        return events
 
 
 _classifiers: dict[tuple[Any, ...], LLMClassifier] = {}
