@@ -97,7 +97,7 @@ def main() -> None:
     if "REDIS_URL" not in os.environ:
         redis_proc = start_redis(s.redis_port, os.path.join(s.data_dir, "redis"))
         env["REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
-        log.info("embedded redis on port %d (data in %s)", s.redis_port, s.data_dir)
+        log.info("embedded server on port %d (data in %s)", s.redis_port, s.data_dir)
     children = Supervisor(service_commands(s.transcribers), env, s.metrics_base_port)
     log.info("serving http://localhost:%d with %d transcriber(s); Ctrl-C stops", s.port, s.transcribers)
     while not stopping:

@@ -31,6 +31,10 @@ BATCH_SIZE = Histogram(
 )
 DROPPED_PARTIALS = Counter("classrec_dropped_partials_total", "Partials skipped as stale")
 QUEUE_LAG = Gauge("classrec_queue_lag", "Entries not yet delivered to the group", ["stream", "group"])
+QUEUE_LAG_SUPPORTED = Gauge(
+    "classrec_queue_lag_supported",
+    "1 when the server reports stream lag (Redis 7+, Valkey); 0: classrec_queue_lag is not exported",
+)
 QUEUE_PENDING = Gauge("classrec_queue_pending", "Entries delivered but not acknowledged", ["stream", "group"])
 ACTIVE_SESSIONS = Gauge("classrec_active_sessions", "Sessions held by this process", ["service"])
 WS_CONNECTIONS = Gauge("classrec_websocket_connections", "Open WebSocket connections")
@@ -50,8 +54,23 @@ async def update_queue_gauges(r: aioredis.Redis, streams: list[str]) -> None:
             continue
         for g in groups:
             name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
-            QUEUE_LAG.labels(stream, name).set(g.get("lag") or 0)
             QUEUE_PENDING.labels(stream, name).set(g.get("pending") or 0)
+            if "lag" not in g:  # Redis 6.2: no lag in XINFO; exporting 0 would say "no backlog"
+                _lag_unsupported()
+                continue
+            QUEUE_LAG_SUPPORTED.set(1)
+            if g["lag"] is not None:  # None: entries deleted in the range, Redis cannot tell
+                QUEUE_LAG.labels(stream, name).set(g["lag"])
+
+
+_lag_warned: list[bool] = []
+
+
+def _lag_unsupported() -> None:
+    if not _lag_warned:  # once per process
+        _lag_warned.append(True)
+        log.warning("queue lag not exported: this server does not report stream lag (needs Redis 7+)")
+    QUEUE_LAG_SUPPORTED.set(0)
 
 
 async def metrics_handler(request: web.Request) -> web.Response:

@@ -47,6 +47,7 @@ from shared.messages import (
 )
 from shared.settings import CommonSettings
 
+LAG_SINCE_MAJOR = 7  # XINFO GROUPS reports lag and entries-read from Redis 7 on
 TOP = 3  # per-session streams shown one by one, per prefix
 CLEAR = "\x1b[H\x1b[2J"
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -115,6 +116,8 @@ class Snapshot:
     wall: float  # time.time(), for the header
     streams: list[StreamStat]  # shared streams, one by one
     prefixes: list[PrefixStat]
+    server: str = ""  # "valkey 8.1.8"
+    lag_supported: bool = True  # XINFO GROUPS reports lag (Redis 7 and newer)
 
     def all_streams(self) -> Iterator[StreamStat]:
         yield from self.streams
@@ -203,7 +206,17 @@ def snapshot(r: redis.Redis, settings: CommonSettings | None = None, top: int = 
         streams = sorted((s for k, s in by_key.items() if k.startswith(p)), key=lambda s: (-s.length, s.key))
         per_prefix.append(PrefixStat(p, streams))
     fill_consumers(r, shared + [s for p in per_prefix for s in p.streams[:top]])
-    return Snapshot(time.monotonic(), time.time(), shared, per_prefix)
+    server, major = server_version(r)
+    return Snapshot(time.monotonic(), time.time(), shared, per_prefix, server, major >= LAG_SINCE_MAJOR)
+
+
+def server_version(r: redis.Redis) -> tuple[str, int]:
+    """The server's name and version ("valkey 8.1.8") and its Redis-compatible major version."""
+    info = r.info("server")
+    version = str(info.get("redis_version", "0"))
+    name = "valkey" if "valkey_version" in info or info.get("server_name") == "valkey" else "redis"
+    shown = str(info.get("valkey_version", version))
+    return f"{name} {shown}", int(version.split(".")[0] or 0)
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -319,7 +332,10 @@ def render(snap: Snapshot, previous: Snapshot | None = None, url: str = "", top:
     """The snapshot as a text table; rates need the previous snapshot."""
     rates = Rates.between(snap, previous)
     when = datetime.fromtimestamp(snap.wall).strftime("%H:%M:%S")
-    lines = [f"classrec-watch  {redact(url)}  {when}", "", HEADER]
+    lines = ["  ".join(x for x in ("classrec-watch", redact(url), snap.server, when) if x), ""]
+    if not snap.lag_supported:
+        lines += [f"LAG: not reported by {snap.server}: stream lag needs Redis {LAG_SINCE_MAJOR} or newer", ""]
+    lines.append(HEADER)
     for s in snap.streams:
         lines.extend(render_stream(s, rates))
     for p in snap.prefixes:

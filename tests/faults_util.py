@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import jiwer
 import redis
 
 from shared.redis_server import start_redis
 from tests.client import FRAME_BYTES
 from tests.conftest import ROOT, Lecture, free_port
+from tests.transcripts import assert_heard, words
 
 POLL_S = 0.1  # how often an external condition is polled while waiting for it
 GROUPS = {"vad": "vad", "transcriber": "transcriber", "alerts": "alerts"}
@@ -352,10 +352,6 @@ class Client:
 # --- checks on what the client received ------------------------------------------------------------
 
 
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
-
-
 def check_connection(msgs: list[dict[str, Any]]) -> dict[int, str]:
     """One connection: each final at most once, no transcript of a segment after its final."""
     shown: dict[int, str] = {}
@@ -391,10 +387,7 @@ def check_transcript(
         f = spans[seg]
         covered = min(f["end"], truth["end"]) - max(f["start"], truth["start"])
         assert covered >= 0.75 * (truth["end"] - truth["start"]), f"segment {seg} {f} is not {truth}"
-    ref = " ".join(w for s in speech for w in words(s["text"]))
-    hyp = " ".join(w for seg in sorted(shown) for w in words(shown[seg]))
-    wer = jiwer.wer(ref, hyp)
-    assert wer < 0.35, (wer, shown)
+    assert_heard([s["text"] for s in speech], [shown[seg] for seg in sorted(shown)])
     return shown
 
 

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Runs inside the fresh CI container: the repository (mounted read-only at /repo) is copied in, then
+# the README's Quick start is followed as written: `make test`, and `make run` until it serves.
+set -euo pipefail
+mkdir -p /work
+cp -a /repo /work/main
+[ -d /shared-ro ] && cp -a /shared-ro /work/shared
+cd /work/main
+rm -rf .venv .data  # a clean clone has neither
+echo "ci: in a fresh container: $(. /etc/os-release; echo "$PRETTY_NAME"), $(python3 --version)," \
+  "redis-server on PATH: $(command -v redis-server || echo none), chromium: $(chromium --version 2>/dev/null || echo none)"
+
+set +e
+make test PYTEST_ARGS="-ra"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then echo "ci: pytest collected no tests; that is a failure" >&2; exit 1; fi
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# The other command: `make run` comes up on the embedded servers and stops cleanly on Ctrl-C.
+port=18080
+PORT=$port METRICS_BASE_PORT=0 setsid make run >/tmp/make-run.log 2>&1 &
+run_pid=$!
+ready=""
+for _ in $(seq 1 180); do
+  if .venv/bin/python -c "import json, urllib.request, sys; \
+sys.exit(0 if json.load(urllib.request.urlopen('http://127.0.0.1:$port/healthz', timeout=2)).get('ready') else 1)" 2>/dev/null; then
+    ready=yes; break
+  fi
+  sleep 1  # polling for readiness
+done
+REDIS_URL=redis://127.0.0.1:6399/0 .venv/bin/python -m shared.watch --once >/tmp/watch.txt 2>&1 || true
+kill -INT -- "-$run_pid" 2>/dev/null || true
+wait "$run_pid"; run_rc=$?
+grep -E "started (valkey|redis)|serving" /tmp/make-run.log || true
+head -3 /tmp/watch.txt
+if [ -z "$ready" ]; then echo "ci: make run did not serve within 180 s"; tail -30 /tmp/make-run.log; exit 1; fi
+if grep -q "not reported" /tmp/watch.txt; then echo "ci: the watch view cannot show lag"; exit 1; fi
+echo "ci: make run served http://127.0.0.1:$port and stopped with code $run_rc"
