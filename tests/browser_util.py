@@ -33,12 +33,16 @@ def find_chromium() -> str | None:
 
 
 def missing_browser() -> str | None:
-    """Why the browser tests cannot run here (with how to fix it), or None when they can."""
+    """Why the browser tests cannot run here (with how to fix it), or None when they can.
+    In CI (CI=true) they must run: a missing browser is an error there, not a skip."""
+    why = None
     if importlib.util.find_spec("playwright") is None:
-        return f"playwright is not importable; {INSTALL_HINT}"
-    if find_chromium() is None:
-        return f"no Chromium found; {INSTALL_HINT}"
-    return None
+        why = f"playwright is not importable; {INSTALL_HINT}"
+    elif find_chromium() is None:
+        why = f"no Chromium found; {INSTALL_HINT}"
+    if why and os.environ.get("CI") == "true":
+        raise RuntimeError(f"CI runs the browser tests, but {why}")
+    return why
 
 
 def chromium_args(fake_mic: Path) -> list[str]:
