@@ -334,7 +334,10 @@ def render(snap: Snapshot, previous: Snapshot | None = None, url: str = "", top:
     when = datetime.fromtimestamp(snap.wall).strftime("%H:%M:%S")
     lines = ["  ".join(x for x in ("classrec-watch", redact(url), snap.server, when) if x), ""]
     if not snap.lag_supported:
-        lines += [f"LAG: not reported by {snap.server}: stream lag needs Redis {LAG_SINCE_MAJOR} or newer", ""]
+        lines += [
+            f"LAG: not reported by {snap.server}: stream lag needs Redis {LAG_SINCE_MAJOR} or newer",
+            "",
+        ]
     lines.append(HEADER)
     for s in snap.streams:
         lines.extend(render_stream(s, rates))
