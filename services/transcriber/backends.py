@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from services.transcriber.models import load_whisper, resolve
 from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
 
@@ -121,13 +122,14 @@ class LocalBackend:
 
     def __init__(self, s: TranscriberSettings) -> None:
         self.s = s
-        self.model = _windowed_model_class()(
-            s.whisper_model or default_model_path(),
+        self.model = load_whisper(
+            s.whisper_model,
+            _windowed_model_class(),
             device=s.whisper_device,
             compute_type=s.whisper_compute_type,
             cpu_threads=s.whisper_cpu_threads,
-            local_files_only=True,
         )
+        self.model_name = resolve(s.whisper_model).name
         self._lock = asyncio.Lock()
 
     def _options(self, req: Request) -> dict[str, Any]:
