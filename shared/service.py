@@ -70,6 +70,7 @@ async def serve_worker(
             worker = make(r)
             await worker.run(stop)
             await worker.shutdown()
+            await worker.leave()
     finally:
         if ops is not None:
             await ops.cleanup()

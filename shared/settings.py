@@ -35,6 +35,10 @@ class CommonSettings(BaseSettings):
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
     max_deliveries: int = 3  # then the entry goes to the dead-letter stream
+    trim_acknowledged: bool = Field(True, description="drop work-stream entries every group acknowledged")
+    consumer_gone_ms: int = Field(
+        300_000, description="a group's consumer idle this long and holding nothing is deleted"
+    )
     deadletter_stream: str = "deadletter"
     retry_max_s: float = 10.0
     session_retention_s: int = Field(30 * 86400, description="how long transcripts and alerts are kept")

@@ -23,12 +23,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared import metrics
+from shared import housekeeping, metrics
 from shared.messages import Msg, from_fields, to_fields
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_S = 5.0
+HOUSEKEEPING_INTERVAL_S = 2.0  # acknowledged entries leave the work streams within about this
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -95,6 +96,7 @@ class StreamWorker:
         self._known_groups: set[str] = set()
         self._last_claim = 0.0
         self._last_gauges = 0.0
+        self._last_housekeeping = 0.0
         self.last_loop = time.monotonic()  # for the health endpoint: the loop is turning
 
     def streams(self) -> Iterable[str]:
@@ -151,7 +153,27 @@ class StreamWorker:
             self._last_claim = time.monotonic()
             for s in streams:
                 await self.reclaim(s)
+            for s in streams:  # as often as reclaiming: both are about consumers that died
+                await housekeeping.forget_gone_consumers(
+                    self.r, s, self.group, self.settings.consumer_gone_ms, keep=self.consumer
+                )
+        if (
+            self.settings.trim_acknowledged
+            and self.last_loop - self._last_housekeeping > HOUSEKEEPING_INTERVAL_S
+        ):
+            self._last_housekeeping = self.last_loop
+            for s in streams:
+                await housekeeping.trim_acknowledged(self.r, s)
         return streams
+
+    async def leave(self) -> None:
+        """After the loop: leave every group this worker holds nothing in (a restarted worker is a new
+        consumer; the old name would stay in the group for good)."""
+        try:
+            for s in self.streams():
+                await housekeeping.leave_group(self.r, s, self.group, self.consumer)
+        except REDIS_DOWN + (ResponseError,) as e:
+            log.warning("could not leave the groups: %r", e)
 
     async def read(self, streams: list[str], count: int, block: int | None) -> int:
         """One XREADGROUP over `streams` (in that order); process what came; return how many."""
