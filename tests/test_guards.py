@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from services.transcriber.backends import Piece
-from services.transcriber.guards import is_outro, keep_pieces, no_speech, repeats_phrase, too_compressible
+from services.transcriber.guards import (
+    drop_doubled,
+    is_outro,
+    keep_pieces,
+    no_speech,
+    repeats_phrase,
+    too_compressible,
+)
 
 
 def piece(text: str, **kw: float) -> Piece:
@@ -62,3 +69,26 @@ def test_keep_pieces_keeps_only_real_speech() -> None:
     ]
     kept = keep_pieces(pieces, 0.6, -1.0, 2.4)
     assert [p.text for p in kept] == ["The midterm is on Friday."]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("And so my fellow American. And so my fellow American.", "And so my fellow American."),
+        (
+            "In being comparatively moderate. In being comparatively moderate.",
+            "In being comparatively moderate.",
+        ),
+        ("the exam is on friday, the exam is on Friday.", "the exam is on friday,"),
+        (
+            "We start. The cell divides. The cell divides. Then it grows.",
+            "We start. The cell divides. Then it grows.",
+        ),
+        ("A b c d. A b c d. A b c d.", "A b c d."),
+        ("the cell the cell grows", "the cell the cell grows"),  # two words: kept
+        ("Read chapter four and chapter five.", "Read chapter four and chapter five."),
+        ("", ""),
+    ],
+)
+def test_a_doubled_sentence_is_said_once(text: str, expected: str) -> None:
+    assert drop_doubled(text) == expected

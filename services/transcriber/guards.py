@@ -46,6 +46,34 @@ def repeats_phrase(text: str, min_words: int = 3, times: int = 3) -> bool:
     return False
 
 
+def _key(token: str) -> str:
+    return "".join(_WORD.findall(token.lower()))
+
+
+def drop_doubled(text: str, min_words: int = 3) -> str:
+    """The text with any run of `min_words` or more words that immediately repeats itself said once:
+    "And so my fellow American. And so my fellow American." -> "And so my fellow American."
+
+    Whisper doubles a sentence on reverberant audio (a repeat the three-times rule does not catch);
+    a lecturer saying the same three words twice in a row is rarer than that and loses nothing.
+    The first occurrence is kept with its punctuation; the longest repeat is removed first."""
+    tokens = text.split()
+    changed = True
+    while changed:
+        changed = False
+        keys = [_key(t) for t in tokens]
+        for n in range(len(tokens) // 2, min_words - 1, -1):
+            for i in range(len(tokens) - 2 * n + 1):
+                a, b = keys[i : i + n], keys[i + n : i + 2 * n]
+                if a == b and sum(1 for k in a if k) >= min_words:
+                    del tokens[i + n : i + 2 * n]
+                    changed = True
+                    break
+            if changed:
+                break
+    return " ".join(tokens)
+
+
 def is_outro(text: str) -> bool:
     """The whole piece is one of the known phrases Whisper invents on noise."""
     t = " ".join(_WORD.findall(text.lower()))

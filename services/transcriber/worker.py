@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from services.transcriber.agreement import Agreement
 from services.transcriber.backends import Backend, Piece, Request, Result
-from services.transcriber.guards import keep_pieces
+from services.transcriber.guards import drop_doubled, keep_pieces
 from shared import metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
 from shared.service import heartbeat
@@ -155,7 +155,7 @@ class TranscriberWorker(StreamWorker):
 
     async def final(self, job: SegmentJob) -> None:
         pieces, dropped, took = await self.decode(job)
-        text = " ".join(p.text.strip() for p in pieces)
+        text = drop_doubled(" ".join(p.text.strip() for p in pieces))
         start, end = timed_span(job, pieces)
         event = TranscriptEvent(segment=job.segment, start=start, end=end, text=text, final=True)
         record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
