@@ -9,8 +9,8 @@ stretch covering the whole file), otherwise WER and noise figures are reported a
 
 Definitions (the figures the benchmarks print mean exactly this):
 
-* WER: jiwer's word error rate after Whisper's English text normaliser (`whisper-normalizer`) on
-  both sides; the reference is the speech stretches' texts joined in time order. Figures over
+* WER: jiwer's word error rate after Whisper's English text normaliser (`whisper-normalizer`; its
+  basic normaliser for a lecture in another language) on both sides; the reference is the speech stretches' texts joined in time order. Figures over
   several transcripts are pooled: total errors / total reference words.
 * Words inside noise-only stretches ("noise words"): each word of a transcript segment is placed
   at its segment's time span [start, end]. A word counts as a word in a noise stretch when its
@@ -86,6 +86,7 @@ class Lecture:
     spans: list[Span]
     alerts: list[ExpectedAlert]
     has_truth: bool
+    language: str = "en"  # of the reference text ("language" in PREFIX.json)
 
     @property
     def speech_text(self) -> str:
@@ -109,19 +110,24 @@ def read_wav(path: Path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
 
 
-def load_lecture(prefix: str | Path) -> Lecture:
-    """PREFIX.wav with its ground truth (PREFIX.json, else KNOWN_TEXT, else none)."""
+def load_lecture(prefix: str | Path, translated: bool = False) -> Lecture:
+    """PREFIX.wav with its ground truth (PREFIX.json, else KNOWN_TEXT, else none).
+
+    `translated`: the reference is each speech stretch's English `translation` (a lecture in another
+    language, for Whisper's translate task)."""
     base = strip_prefix(prefix)
     pcm = read_wav(base.with_suffix(".wav"))
     duration = len(pcm) / SAMPLE_RATE
     meta = base.with_suffix(".json")
     if meta.exists():
         data = json.loads(meta.read_text())
+        key = "translation" if translated else "text"
         spans = [
-            Span(s["kind"], float(s["start"]), float(s["end"]), s.get("text") or "") for s in data["segments"]
+            Span(s["kind"], float(s["start"]), float(s["end"]), s.get(key) or "") for s in data["segments"]
         ]
         alerts = [_expected_alert(a, spans) for a in data.get("alerts", [])]
-        return Lecture(base.name, pcm, duration, spans, alerts, True)
+        language = "en" if translated else data.get("language", "en")
+        return Lecture(base.name, pcm, duration, spans, alerts, True, language)
     if base.name in KNOWN_TEXT:
         return Lecture(
             base.name, pcm, duration, [Span("speech", 0.0, duration, KNOWN_TEXT[base.name])], [], True
@@ -138,16 +144,20 @@ def _expected_alert(a: dict, spans: list[Span]) -> ExpectedAlert:
 # --- WER ----------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
-def _normaliser() -> Callable[[str], str]:
-    from whisper_normalizer.english import EnglishTextNormalizer
+@lru_cache(maxsize=2)
+def _normaliser(english: bool = True) -> Callable[[str], str]:
+    if english:
+        from whisper_normalizer.english import EnglishTextNormalizer
 
-    return EnglishTextNormalizer()
+        return EnglishTextNormalizer()
+    from whisper_normalizer.basic import BasicTextNormalizer
+
+    return BasicTextNormalizer()
 
 
-def normalise(text: str) -> str:
-    """Whisper's English normalisation, whitespace collapsed."""
-    return " ".join(_normaliser()(text).split())
+def normalise(text: str, language: str = "en") -> str:
+    """Whisper's English normalisation (its basic one for other languages), whitespace collapsed."""
+    return " ".join(_normaliser(language == "en")(text).split())
 
 
 @dataclass(frozen=True)
@@ -167,9 +177,9 @@ class WerResult:
         return self.errors / self.ref_words if self.ref_words else None
 
 
-def word_errors(reference: str, hypothesis: str) -> WerResult:
+def word_errors(reference: str, hypothesis: str, language: str = "en") -> WerResult:
     """Word errors of `hypothesis` against `reference`, both normalised first."""
-    ref, hyp = normalise(reference), normalise(hypothesis)
+    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
     n_ref, n_hyp = len(ref.split()), len(hyp.split())
     if not n_ref or not n_hyp:
         return WerResult(n_ref, n_hyp, 0, n_ref, n_hyp)

@@ -3,9 +3,10 @@ and two announcements that must raise alerts with their dates once translated to
 
     python -m bench.make_spanish [--out tests/data/lecture_es] [--seed 1]
 
-Written as PREFIX.wav + PREFIX.json in the format of make_dev_lecture.py, plus `"language": "es"`
-and, for each expected alert, the English `translation` and the `month_day` ("03-14") its date must
-fall on (the year depends on the session's day). Needs espeak-ng and sox (only to build it; the
+Written as PREFIX.wav + PREFIX.json in the format of make_dev_lecture.py, plus `"language": "es"`,
+the English `translation` of every speech stretch (the reference of a translated transcript) and,
+for each expected alert, the `month_day` ("03-14") its date must fall on (the year depends on the
+session's day). Needs espeak-ng and sox (only to build it; the
 result is committed).
 """
 
@@ -37,13 +38,31 @@ ANNOUNCE = [  # (sentence, category, English, month-day of the date)
         "04-28",
     ),
 ]
-PLAIN = [
-    "La fotosíntesis convierte la energía de la luz en energía química.",
-    "Las mitocondrias son el lugar donde ocurre la respiración celular.",
-    "Las enzimas reducen la energía de activación de una reacción química.",
-    "La membrana celular controla lo que entra y lo que sale de la célula.",
-    "Vamos a dibujar el diagrama en la pizarra y a nombrar cada parte.",
-    "La selección natural actúa sobre la variación que ya existe en una población.",
+PLAIN = [  # (sentence, English)
+    (
+        "La fotosíntesis convierte la energía de la luz en energía química.",
+        "Photosynthesis converts the energy of light into chemical energy.",
+    ),
+    (
+        "Las mitocondrias son el lugar donde ocurre la respiración celular.",
+        "The mitochondria are the place where cellular respiration occurs.",
+    ),
+    (
+        "Las enzimas reducen la energía de activación de una reacción química.",
+        "Enzymes reduce the activation energy of a chemical reaction.",
+    ),
+    (
+        "La membrana celular controla lo que entra y lo que sale de la célula.",
+        "The cell membrane controls what enters and what leaves the cell.",
+    ),
+    (
+        "Vamos a dibujar el diagrama en la pizarra y a nombrar cada parte.",
+        "We are going to draw the diagram on the board and name each part.",
+    ),
+    (
+        "La selección natural actúa sobre la variación que ya existe en una población.",
+        "Natural selection acts on the variation that already exists in a population.",
+    ),
 ]
 VOICES = [("es", 150), ("es-419", 145), ("es+m3", 140), ("es-419+f2", 150)]
 
@@ -57,26 +76,27 @@ def tts(text: str, voice: str, speed: int) -> np.ndarray:
             return np.frombuffer(w.readframes(w.getnframes()), np.int16).astype(np.float32) / 32768
 
 
-def plan() -> list[tuple[str, str, tuple | None]]:
-    """Plain sentences with the two announcements and one noise stretch between them."""
-    p = PLAIN
+def plan() -> list[tuple[str, str, str, tuple | None]]:
+    """(kind, Spanish, English, announcement): plain sentences with the two announcements and one
+    noise stretch between them."""
+    p, a = PLAIN, ANNOUNCE
     return [
-        ("speech", p[0], None),
-        ("speech", p[1], None),
-        ("announce", ANNOUNCE[0][0], ANNOUNCE[0]),
-        ("speech", p[2], None),
-        ("noise", "pink", None),
-        ("speech", p[3], None),
-        ("speech", p[4], None),
-        ("announce", ANNOUNCE[1][0], ANNOUNCE[1]),
-        ("speech", p[5], None),
+        ("speech", *p[0], None),
+        ("speech", *p[1], None),
+        ("announce", a[0][0], a[0][2], a[0]),
+        ("speech", *p[2], None),
+        ("noise", "pink", "", None),
+        ("speech", *p[3], None),
+        ("speech", *p[4], None),
+        ("announce", a[1][0], a[1][2], a[1]),
+        ("speech", *p[5], None),
     ]
 
 
 def build(out: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     audio, segs, alerts, t = [], [], [], 0.0
-    for j, (kind, what, ann) in enumerate(plan()):
+    for j, (kind, what, english, ann) in enumerate(plan()):
         gap = np.zeros(int(SR * rng.uniform(0.8, 2.5)), np.float32)
         audio.append(gap)
         t += len(gap) / SR
@@ -95,6 +115,7 @@ def build(out: Path, seed: int) -> None:
                 "start": round(start, 3),
                 "end": round(t, 3),
                 "text": "" if kind == "noise" else what,
+                "translation": english if kind != "noise" else "",
             }
         )
         if ann is not None:

@@ -3,7 +3,8 @@
     python -m bench.stream ws://localhost:8080/ws/transcribe PREFIX [--speed X] [--sessions N]
                            [--json OUT] [--pids PID,PID,...]
 
-Each session sends {"type":"start","language":"en"}, then PREFIX.wav in 100 ms binary frames paced
+Each session sends {"type":"start","language":"en"} (--language, --task; default the lecture's
+language), then PREFIX.wav in 100 ms binary frames paced
 against a monotonic clock at real time x speed (frame i leaves at t0 + i*0.1/speed, so lateness
 never accumulates), then {"type":"stop"}, and waits for {"type":"end"}. Every server message is
 kept with its arrival time relative to the first audio frame (t = 0).
@@ -106,8 +107,9 @@ async def _session_io(
     end_wait_s: float,
     run: SessionRun,
     raw: list[tuple[float, dict]],
+    start: dict | None = None,
 ) -> None:
-    await ws.send_str(json.dumps({"type": "start", "language": "en"}))
+    await ws.send_str(json.dumps(start or {"type": "start", "language": "en"}))
     receiver = asyncio.create_task(_receive(ws, raw))
     try:
         await _send_audio(ws, pcm, speed, run)
@@ -125,13 +127,19 @@ async def _session_io(
 
 
 async def stream_session(
-    http: aiohttp.ClientSession, url: str, pcm: bytes, speed: float, end_wait_s: float
+    http: aiohttp.ClientSession,
+    url: str,
+    pcm: bytes,
+    speed: float,
+    end_wait_s: float,
+    start: dict | None = None,
 ) -> SessionRun:
-    """Stream one session; never raises for connection or protocol trouble (see .error)."""
+    """Stream one session (`start`: the start message, default English); never raises for connection
+    or protocol trouble (see .error)."""
     run, raw = SessionRun(), []
     try:
         async with http.ws_connect(url, max_msg_size=0) as ws:
-            await _session_io(ws, pcm, speed, end_wait_s, run, raw)
+            await _session_io(ws, pcm, speed, end_wait_s, run, raw, start)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         run.error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     t0 = run.t0 if run.t0 is not None else (raw[0][0] if raw else 0.0)
@@ -202,7 +210,7 @@ def analyse(
     )
     if lecture.has_truth:
         fig.truth_latency = truth_latency(finals, lecture, speed)
-        fig.wer = word_errors(lecture.speech_text, fig.text)
+        fig.wer = word_errors(lecture.speech_text, fig.text, lecture.language)
         segs = [HypSegment(float(m["start"]), float(m["end"]), m["text"]) for m in fig.finals]
         fig.noise = noise_words(segs, lecture.spans)
     return fig
@@ -323,6 +331,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--end-wait", type=float, default=300.0, help="longest wait for end after stop, s")
     ap.add_argument("--json", dest="json_out", default=None, help="write figures and messages here")
+    ap.add_argument("--language", default=None, help="start's language (default: the lecture's, en) or auto")
+    ap.add_argument(
+        "--task",
+        choices=("transcribe", "translate"),
+        default=None,
+        help="start's task; translate scores against the lecture's English translations",
+    )
     args = ap.parse_args(argv)
     if args.speed <= 0 or args.sessions < 1:
         ap.error("--speed must be > 0 and --sessions >= 1")
@@ -346,9 +361,15 @@ async def run_all(
     meter.start()
     wall = time.monotonic()
     pcm = lecture.pcm.tobytes()
+    start = {"type": "start", "language": args.language or lecture.language}
+    if args.task:
+        start["task"] = args.task
     async with aiohttp.ClientSession() as http:
         runs = await asyncio.gather(
-            *(stream_session(http, args.url, pcm, args.speed, args.end_wait) for _ in range(args.sessions))
+            *(
+                stream_session(http, args.url, pcm, args.speed, args.end_wait, start)
+                for _ in range(args.sessions)
+            )
         )
     wall = time.monotonic() - wall
     names = meter.names if pids is None else {p: n for p, n in find_service_pids().items() if p in pids}
@@ -357,7 +378,9 @@ async def run_all(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    lecture = load_lecture(args.prefix)
+    lecture = load_lecture(args.prefix, translated=args.task == "translate")
+    if args.task == "translate":
+        args.language = args.language or load_lecture(args.prefix).language
     runs, cpu, wall = asyncio.run(run_all(args, lecture))
     for i, r in enumerate(runs):
         if r.error:
