@@ -26,7 +26,8 @@ RUN pip install --no-deps .
 # --- runtime: the virtualenv only, run by an unprivileged user ----------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 classrec \
-    && useradd --system --uid 10001 --gid classrec --create-home --home-dir /home/classrec classrec
+    && useradd --system --uid 10001 --gid classrec --create-home --home-dir /home/classrec classrec \
+    && mkdir -p /data && chown classrec:classrec /data   # DATA_DIR: a volume there starts owned by classrec
 COPY --from=build /opt/venv /opt/venv
 # HF_HUB_OFFLINE: the default model is the packaged one; set HF_HUB_OFFLINE=0 to let WHISPER_MODEL
 # name a model that faster-whisper should download.

@@ -1,5 +1,6 @@
-"""`python -m services`: the local run. Starts the embedded Redis (unless REDIS_URL is set) and every
-service as a child process, restarts a child that dies (with backoff), and stops them all cleanly on
+"""`python -m services`: the local run. Starts the embedded Redis (unless REDIS_URL is set), the
+embedded PostgreSQL of the archive (unless DATABASE_URL is set; set empty, there is no archive) and
+every service as a child process, restarts a child that dies (with backoff), and stops them all cleanly on
 Ctrl-C or SIGTERM.
 """
 
@@ -13,6 +14,7 @@ import sys
 import time
 
 from shared.logs import setup_logging
+from shared.postgres_server import database_url, free_port, start_postgres, stop_postgres
 from shared.redis_server import start_redis
 from shared.settings import LauncherSettings
 
@@ -81,6 +83,17 @@ class Supervisor:
                 p.kill()
 
 
+def start_archive_db(s: LauncherSettings, env: dict[str, str]) -> subprocess.Popen | None:
+    """The embedded PostgreSQL, unless DATABASE_URL names a server (or, empty, no archive at all)."""
+    if "DATABASE_URL" in os.environ:
+        return None
+    port = s.postgres_port or free_port()
+    proc = start_postgres(port, os.path.join(s.data_dir, "postgres"))
+    env["DATABASE_URL"] = database_url(port)
+    log.info("embedded postgresql at %s (data in %s)", env["DATABASE_URL"], s.data_dir)
+    return proc
+
+
 def main() -> None:
     s = LauncherSettings()
     setup_logging("launcher", s.log_level)
@@ -98,6 +111,7 @@ def main() -> None:
         redis_proc = start_redis(s.redis_port, os.path.join(s.data_dir, "redis"))
         env["REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
         log.info("embedded server on port %d (data in %s)", s.redis_port, s.data_dir)
+    postgres_proc = start_archive_db(s, env)
     children = Supervisor(service_commands(s.transcribers), env, s.metrics_base_port)
     log.info("serving http://localhost:%d with %d transcriber(s); Ctrl-C stops", s.port, s.transcribers)
     while not stopping:
@@ -108,6 +122,8 @@ def main() -> None:
     if redis_proc is not None:
         redis_proc.terminate()
         redis_proc.wait(10)
+    if postgres_proc is not None:
+        stop_postgres(postgres_proc)
     log.info("stopped")
 
 

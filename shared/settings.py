@@ -21,6 +21,9 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The archive (PostgreSQL). `make run` starts an embedded one and sets it; empty: no archive.
+    database_url: str | None = None
+    data_dir: str = ".data"  # the embedded servers' files and the lectures' audio (data_dir/audio)
     log_level: str = "INFO"
     metrics_port: int = 0  # workers: serve /metrics and /healthz on this port (0: off)
     # Stream names (see README "Streams"): per-session streams use "{prefix}{sid}".
@@ -42,6 +45,11 @@ class CommonSettings(BaseSettings):
     deadletter_stream: str = "deadletter"
     retry_max_s: float = 10.0
     session_retention_s: int = Field(30 * 86400, description="how long transcripts and alerts are kept")
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _blank_url_is_none(cls, v: Any) -> Any:
+        return None if isinstance(v, str) and not v.strip() else v
 
     def audio_key(self, sid: str) -> str:
         return f"{self.audio_prefix}{sid}"
@@ -152,4 +160,4 @@ class LauncherSettings(CommonSettings):
     transcribers: int = 1
     metrics_base_port: int = 0  # >0: worker i of `make run` serves metrics on this port + i
     redis_port: int = 6399
-    data_dir: str = ".data"
+    postgres_port: int = 0  # the embedded PostgreSQL's port (0: a free one, logged at start)

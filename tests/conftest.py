@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import wave
@@ -20,6 +22,8 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
+from shared.postgres_server import database_url as postgres_url
+from shared.postgres_server import start_postgres, stop_postgres
 from shared.redis_server import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +74,34 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield f"redis://127.0.0.1:{port}/0"
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_dir() -> Iterator[Path]:
+    """The data directory of the whole run (audio files), and no archive unless a test asks for one
+    (`database_url`): nothing a test starts writes into the repository or a developer's database."""
+    path = Path(tempfile.mkdtemp(prefix="classrec-test-data-"))
+    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "DATABASE_URL")}
+    os.environ.update(DATA_DIR=str(path), DATABASE_URL="")
+    yield path
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """A real PostgreSQL (the embedded one of `shared/postgres_server.py`) for the whole run."""
+    path = Path(tempfile.mkdtemp(prefix="classrec-test-pg-"))
+    path.chmod(0o711)  # run as root, the server runs as `nobody`, which must reach its directory
+    port = free_port()
+    proc = start_postgres(port, path / "pg")
+    yield postgres_url(port)
+    stop_postgres(proc)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

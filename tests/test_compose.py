@@ -23,7 +23,7 @@ APP_SERVICES = {"gateway", "vad", "transcriber", "alerts"}
 @pytest.fixture(scope="module")
 def services() -> dict[str, dict]:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    assert "redis-data" in compose["volumes"]
+    assert {"redis-data", "postgres-data", "classrec-data"} <= set(compose["volumes"])
     return compose["services"]
 
 
@@ -41,7 +41,7 @@ def instructions() -> list[tuple[str, str]]:
 
 
 def test_services_and_their_modules(services: dict[str, dict]) -> None:
-    assert set(services) == APP_SERVICES | {"redis"}
+    assert set(services) == APP_SERVICES | {"redis", "postgres"}
     commands = list(service_commands(1).values())
     assert all(cmd[1] == "-m" and len(cmd) == 3 for cmd in commands)
     make_run = {cmd[2] for cmd in commands}
@@ -69,6 +69,18 @@ def test_redis_is_durable_and_checked(services: dict[str, dict]) -> None:
     assert any(v.split(":")[0] == "redis-data" and v.endswith(":/data") for v in redis["volumes"])
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
     assert redis["restart"] == "unless-stopped"
+
+
+def test_archive_is_durable_and_checked(services: dict[str, dict]) -> None:
+    pg = services["postgres"]
+    assert any(v.split(":")[0] == "postgres-data" for v in pg["volumes"])
+    assert pg["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    for name in APP_SERVICES:
+        assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}, name
+        assert services[name]["environment"]["DATABASE_URL"].startswith("postgresql://"), name
+    for name in ("gateway", "vad"):  # the VAD writes the audio, the gateway serves it: one volume
+        assert "classrec-data:/data" in services[name]["volumes"], name
+        assert services[name]["environment"]["DATA_DIR"] == "/data", name
 
 
 def test_start_order_and_lifecycle(services: dict[str, dict]) -> None:
