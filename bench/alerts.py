@@ -11,6 +11,14 @@ after them, as a check on over-fitting; their first, untuned run scored precisio
 1.000, date accuracy 0.947 (a deadline dated by the first date in the sentence instead of the one
 after "due"; "quiz scores" taken for a quiz), both since fixed by general rules.
 
+The categories `important`, `attendance` and `name` came later: 93 lines (`"split": "more"`, 45 of
+them traps that mention the words as lecture content) written with their rules, then 34 more
+(`"more_heldout"`, 17 traps) written after them. The first, untuned run on those 34 scored precision
+0.895, recall 1.000 ("Remember this tune from the opera's first act?" taken for emphasis; "Roll call
+in the Roman legion was held at dawn" for attendance), both since fixed by general rules (what may
+follow "remember this"; past narration with nobody addressed is not about this class). A line's
+`names` are the student's names sent in `start`.
+
 Usage: python bench/alerts.py [--corpus PATH] [--errors]
 """
 
@@ -42,7 +50,7 @@ def load(path: Path = CORPUS) -> list[dict[str, Any]]:
 def detect(row: dict[str, Any]) -> tuple[list[Any], float]:
     """The alerts for one corpus line and the milliseconds its feed took."""
     now = datetime.fromisoformat(row["now"]).replace(tzinfo=ZoneInfo("UTC"))
-    det = Detector(row.get("keywords", []), now=now, tz="UTC")
+    det = Detector(row.get("keywords", []), now=now, tz="UTC", names=row.get("names", []))
     t0 = time.perf_counter()
     alerts = det.feed(0, 0.0, row["text"]) + det.flush()
     return alerts, (time.perf_counter() - t0) * 1000
@@ -91,8 +99,8 @@ def run(path: Path = CORPUS, split: str | None = None) -> dict[str, Any]:
         "recall": tp / (tp + fn) if tp + fn else 1.0,
         "date_accuracy": stats["date_ok"] / stats["dated"] if stats["dated"] else 1.0,
         "time_accuracy": stats["time_ok"] / stats["timed"] if stats["timed"] else 1.0,
-        "mean_ms": statistics.fmean(times),
-        "max_ms": max(times),
+        "mean_ms": statistics.fmean(times) if times else 0.0,
+        "max_ms": max(times, default=0.0),
         "stats": stats,
         "errors": errors,
     }
@@ -109,16 +117,18 @@ def report(result: dict[str, Any]) -> str:
         f"time accuracy       {result['time_accuracy']:.3f}   ({s['time_ok']}/{s['timed']} timed announcements)",
         f"mean ms per feed    {result['mean_ms']:.2f}   (max {result['max_ms']:.1f})",
         "",
-        f"{'category':<12}{'expected':>9}{'hits':>6}{'missed':>8}{'false alarms':>14}",
+        f"{'category':<12}{'expected':>9}{'hits':>6}{'missed':>8}{'false alarms':>14}{'precision':>11}{'recall':>8}",
     ]
-    for cat in ("exam", "quiz", "deadline", "assignment", "schedule", "custom"):
-        exp, hit = s[f"{cat}:expected"], s[f"{cat}:hit"]
-        lines.append(f"{cat:<12}{exp:>9}{hit:>6}{exp - hit:>8}{s[f'{cat}:false_alarm']:>14}")
+    for cat in _CATS:
+        exp, hit, fa = s[f"{cat}:expected"], s[f"{cat}:hit"], s[f"{cat}:false_alarm"]
+        prec = f"{hit / (hit + fa):.3f}" if hit + fa else "-"
+        rec = f"{hit / exp:.3f}" if exp else "-"
+        lines.append(f"{cat:<12}{exp:>9}{hit:>6}{exp - hit:>8}{fa:>14}{prec:>11}{rec:>8}")
     lines.append(f"{'(none)':<12}{result['lines'] - sum(s[f'{c}:expected'] for c in _CATS):>9}")
     return "\n".join(lines)
 
 
-_CATS = ("exam", "quiz", "deadline", "assignment", "schedule", "custom")
+_CATS = ("exam", "quiz", "deadline", "assignment", "schedule", "custom", "important", "attendance", "name")
 
 
 def main() -> None:
@@ -128,10 +138,10 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.corpus)
     print(report(result))
-    for split in ("dev", "heldout"):
+    for split in ("dev", "heldout", "more", "more_heldout"):
         part = run(args.corpus, split)
         print(
-            f"{split:<8} {part['lines']:>3} lines: precision {part['precision']:.3f}  recall {part['recall']:.3f}"
+            f"{split:<12} {part['lines']:>3} lines: precision {part['precision']:.3f}  recall {part['recall']:.3f}"
             f"  date accuracy {part['date_accuracy']:.3f}"
         )
     if args.errors:

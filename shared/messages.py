@@ -29,6 +29,8 @@ class StartMessage(Msg):
     session: str | None = Field(None, max_length=100)
     timezone: str | None = Field(None, max_length=64)
     course: str | None = Field(None, max_length=200)
+    # The student's own names: saying one of them raises a `name` alert.
+    names: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=10)
 
 
 class StopMessage(Msg):
@@ -59,7 +61,9 @@ class TranscriptEvent(Msg):
     stable: str | None = None
 
 
-AlertCategory = Literal["exam", "quiz", "deadline", "assignment", "schedule", "custom"]
+AlertCategory = Literal[
+    "exam", "quiz", "deadline", "assignment", "schedule", "custom", "important", "attendance", "name"
+]
 
 
 class AlertEvent(Msg):
@@ -96,6 +100,7 @@ class SessionConfig(Msg):
     started_at: float = 0.0  # unix time of the session's start, for relative dates
     course: str | None = None
     partials: bool = True  # uploads: nobody watches partial results, so none are made
+    names: list[str] = Field(default_factory=list)  # `name` alerts
 
 
 class SessionOpened(Msg):

@@ -24,7 +24,13 @@ Category precedence when a sentence has triggers of several categories (one aler
   5. assignment - an assignment noun, also with submit/turn in/hand in: "problem set 5 has to be
                   turned in by Sunday", "I'll post the essay prompt";
   6. deadline   - submit/turn in/hand in without an assignment noun: "submit your answers by 5";
-  7. custom     - a session keyword, when no built-in category matched.
+  7. attendance - taking attendance, roll call, a sign-in sheet (said about this class: "I'm taking
+                  attendance", not "attendance fell in the 1990s");
+  8. important  - "this is important", "remember this", "key point", "pay attention to this"
+                  ("this will be on the exam" stays an exam);
+  9. custom     - a session keyword, when no built-in category matched.
+Besides that one alert, a sentence in which one of the student's `names` is said also raises a
+`name` alert (`names.NameSpotter`).
 
 Across segments: the last sentence of a segment that has no final punctuation and either ends in
 a dangling word ("... will be on") or has a trigger but no date is held back and read together
@@ -47,6 +53,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.alerts.dates import normalize, resolve
+from services.alerts.names import NameSpotter
 from services.alerts.patterns import DANGLING, DATE_START, TERMINAL
 from services.alerts.rules import Finding, classify, find_hits, split_sentences, title
 from shared.messages import AlertEvent
@@ -97,13 +104,20 @@ class _Memory:
 class Detector:
     """Per-session announcement detector; holds the little state needed across segments."""
 
-    def __init__(self, keywords: Sequence[str] = (), now: datetime | None = None, tz: str | None = None):
+    def __init__(
+        self,
+        keywords: Sequence[str] = (),
+        now: datetime | None = None,
+        tz: str | None = None,
+        names: Sequence[str] = (),
+    ):
         self.tz = tz if _zone(tz) else None
         self.now = _session_now(now, tz)
         self.keywords = [k.strip() for k in keywords if k and k.strip()]
         self._keyword_res = [
             (k, re.compile(rf"(?<!\w){re.escape(normalize(k))}(?!\w)")) for k in self.keywords
         ]
+        self.spotter = NameSpotter(names)
         self._mem = _Memory()
 
     # -- public --------------------------------------------------------------------------------
@@ -135,6 +149,7 @@ class Detector:
             "now": self.now.isoformat(),
             "tz": self.tz,
             "keywords": list(self.keywords),
+            "names": list(self.spotter.names),
             "pending": vars(pending).copy() if pending else None,
             "recent": [dict(r) for r in self._mem.recent],
             "last_segment": self._mem.last_segment,
@@ -143,7 +158,12 @@ class Detector:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> Detector:
         """A detector that continues where the one that produced `state` stopped."""
-        det = cls(state.get("keywords", []), datetime.fromisoformat(state["now"]), state.get("tz"))
+        det = cls(
+            state.get("keywords", []),
+            datetime.fromisoformat(state["now"]),
+            state.get("tz"),
+            names=state.get("names", []),
+        )
         pending = state.get("pending")
         det._mem = _Memory(
             pending=_Unit(**pending) if pending else None,
@@ -177,13 +197,18 @@ class Detector:
         """The announcement in one sentence, or None: the hook a subclass (the LLM classifier) overrides."""
         return classify(normalize(sentence), self.now.date(), self._keyword_res)
 
+    def name_said(self, sentence: str) -> Finding | None:
+        """A `name` finding when one of the student's names is said in the sentence."""
+        name = self.spotter.find(sentence)
+        return Finding("name", f"Your name: {name}", None, None) if name else None
+
     def _alerts(self, units: list[_Unit]) -> list[AlertEvent]:
         events = []
         for unit in units:
-            finding = self.decide(unit.text)
-            if finding and not self._is_repeat(unit.segment, finding):
-                self._remember(unit.segment, finding)
-                events.append(_event(unit, finding))
+            for finding in (self.decide(unit.text), self.name_said(unit.text)):
+                if finding and not self._is_repeat(unit.segment, finding):
+                    self._remember(unit.segment, finding)
+                    events.append(_event(unit, finding))
         return events
 
     def _is_repeat(self, segment: int, finding: Finding) -> bool:
@@ -192,7 +217,7 @@ class Detector:
         return any(
             segment - r["segment"] <= DEDUP_WINDOW
             and r["category"] == finding.category
-            and (finding.category != "custom" or r["label"] == finding.label)
+            and (finding.category not in ("custom", "name") or r["label"] == finding.label)
             and (iso is None or r["date"] == iso)
             for r in self._mem.recent
         )

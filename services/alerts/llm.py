@@ -55,6 +55,8 @@ GENERIC_LABELS = {
     "deadline": "Deadline",
     "assignment": "Assignment",
     "schedule": "Schedule change",
+    "attendance": "Attendance",
+    "important": "Important",
 }
 # Words that send a sentence to the model even when the rules stay silent (on top of every trigger
 # pattern of the rules, which excludes collocations such as "due to" that the model can judge).
@@ -62,7 +64,8 @@ _TRIGGER_WORDS = re.compile(
     r"\b(?:exams?|examinations?|mid ?terms?|finals?|tests?|quiz(?:zes)?|due|deadlines?|homeworks?|"
     r"assignments?|assign(?:ed|ing)?|problem sets?|psets?|worksheets?|reports?|essays?|projects?|"
     r"readings?|papers?|submi\w*|turn(?:ed|ing)? (?:\w+ )?in|hand(?:ed|ing)? (?:\w+ )?in|cancel\w*|"
-    r"postpon\w*|reschedul\w*|moved?|room|office hours?|no (?:class|lecture|lab|section))\b"
+    r"postpon\w*|reschedul\w*|moved?|room|office hours?|no (?:class|lecture|lab|section)|important|crucial|"
+    r"remember|key|attention|attendance|roll|sign in)\b"
 )
 SYSTEM_PROMPT = """\
 You read one sentence of a live university lecture transcript (speech recognition, so expect \
@@ -76,6 +79,9 @@ Categories:
 - "assignment": homework, a problem set, essay, project, lab report or reading is given;
 - "schedule": a class or exam is cancelled, moved, rescheduled, online instead, in another room; \
 office hours;
+- "attendance": the lecturer takes attendance, calls the roll or passes a sign-in sheet;
+- "important": the lecturer stresses that something is important, a key point, to remember or to \
+pay attention to;
 - "custom": the sentence is about one of the session's keywords and no other category fits.
 
 Not announcements: negations ("there is no quiz this week"), the past ("last year's exam"), \
@@ -238,15 +244,16 @@ class LLMDetector(Detector):
         keywords: Sequence[str] = (),
         now: datetime | None = None,
         tz: str | None = None,
+        names: Sequence[str] = (),
     ) -> None:
-        super().__init__(keywords, now, tz)
+        super().__init__(keywords, now, tz, names)
         self.classifier = classifier
 
     @classmethod
     def from_state(cls, state: dict[str, Any], classifier: LLMClassifier | None = None) -> LLMDetector:
         """Continues a session from `state` (a rules or LLM detector's); no classifier means rules only."""
         rules = Detector.from_state(state)
-        det = cls(classifier, rules.keywords, rules.now, rules.tz)
+        det = cls(classifier, rules.keywords, rules.now, rules.tz, rules.spotter.names)
         det._mem = rules._mem
         return det
 
@@ -279,6 +286,8 @@ class LLMDetector(Detector):
         """The short title (without date) for the model's category."""
         if rules is not None and rules.category == category:
             return rules.label
+        if category == "name":  # names are the rules' alone (NameSpotter): not a usable answer
+            return None
         if category == "custom":
             keyword = next(
                 (k for k, p in self._keyword_res if (m := p.search(norm)) and not negated(norm, m.start())),
@@ -314,12 +323,16 @@ def classifier_for(settings: AlertsSettings) -> LLMClassifier:
 
 
 def make_detector(
-    settings: AlertsSettings, keywords: Sequence[str] = (), now: datetime | None = None, tz: str | None = None
+    settings: AlertsSettings,
+    keywords: Sequence[str] = (),
+    now: datetime | None = None,
+    tz: str | None = None,
+    names: Sequence[str] = (),
 ) -> Detector:
     """The rules detector, or the LLM one when `settings.alerts_llm` is on."""
     if not settings.alerts_llm:
-        return Detector(keywords, now, tz)
-    return LLMDetector(classifier_for(settings), keywords, now, tz)
+        return Detector(keywords, now, tz, names)
+    return LLMDetector(classifier_for(settings), keywords, now, tz, names)
 
 
 def restore_detector(settings: AlertsSettings, state: dict[str, Any]) -> Detector:

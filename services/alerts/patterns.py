@@ -21,17 +21,31 @@ _NOT_EVENT = (
 
 @dataclass(frozen=True)
 class Trigger:
-    """One trigger pattern: its category, kind (for precedence and titles) and strength."""
+    """One trigger pattern: its category, kind (for precedence and titles) and strength.
+
+    `anchor`, when set, replaces `CUE` as what anchors a strong trigger without a date or time;
+    `standalone` triggers are announcements by themselves ("roll call", "this is important").
+    """
 
     category: str
     kind: str
     pattern: re.Pattern[str]
     strong: bool
     negatable: bool = True
+    standalone: bool = False
+    anchor: re.Pattern[str] | None = None
 
 
-def _t(category: str, kind: str, pattern: str, strong: bool = True, negatable: bool = True) -> Trigger:
-    return Trigger(category, kind, re.compile(pattern), strong, negatable)
+def _t(
+    category: str,
+    kind: str,
+    pattern: str,
+    strong: bool = True,
+    negatable: bool = True,
+    standalone: bool = False,
+    anchor: re.Pattern[str] | None = None,
+) -> Trigger:
+    return Trigger(category, kind, re.compile(pattern), strong, negatable, standalone, anchor)
 
 
 _TEST_MOD = (
@@ -43,6 +57,85 @@ _TEST_NOT_FOLLOWED = (
 )
 _EVENT_WORDS = "class|classes|lecture|lectures|lab|labs|section|recitation|tutorial|discussion|seminar"
 _EVENT = f"(?:{_EVENT_WORDS})"
+
+# --- what the lecturer wants remembered, and roll call ------------------------------------------
+# Both are said about the class itself ("I'm taking attendance", "remember this"), so their patterns
+# need the deixis or the first person that content about attendance or memory does not have
+# ("attendance fell", "people remember this kind of list", "an important enzyme").
+
+_EMPH = r"(?:(?:really|very|super|extremely|so|particularly|especially|quite|incredibly|hugely) )?"
+_IMPERATIVE = (  # what may come right before an imperative "remember this" / "write this down"
+    r"(?:^|(?<=[,;:!?.] )|\b(?:so|and|okay|ok|now|please|should|need to|have to|must|got to|"
+    r"make sure (?:you|to)|want you to|try to|be sure to|really|definitely|just|everyone|guys)\s+)"
+)
+_ATTEND_CUE = re.compile(
+    r"\b(?:i am|i'm|i'll|i will|let me|let's|we will|we'll|we are|we're|going to|gonna|now|today|"
+    r"please|first|quickly|quick|before we|start(?:ing)? (?:by|with)|this morning|this afternoon)\b"
+)
+_ATTENDANCE: tuple[Trigger, ...] = (
+    _t(
+        "attendance",
+        "attendance",
+        r"\b(?:take|takes|taking|do|doing|check|checking|record|recording)\s+"
+        r"(?:the |today's |your |some )?(?:attendance|roll)\b(?! of\b)",
+        anchor=_ATTEND_CUE,
+    ),
+    _t(
+        "attendance",
+        "attendance",
+        r"\battendance (?:is|will be|is being|gets|will get|counts|is going to be) "
+        r"(?:taken|checked|recorded|mandatory|required|compulsory|counted|part of your grade)\b"
+        r"|\battendance (?:counts?|will count|is part of|is \d+ percent of) (?:toward|towards|for|of)? ?(?:your|the)\b",
+        standalone=True,
+    ),
+    _t("attendance", "roll", r"\broll call\b(?! votes?\b)|\bcall(?:ing)? (?:the )?roll\b", standalone=True),
+    _t(
+        "attendance",
+        "sheet",
+        r"\b(?:sign in|sign up|attendance) (?:sheets?|lists?|forms?)\b|\bsign (?:the|this) (?:sheet|list)\b",
+        standalone=True,
+    ),
+)
+_IMPORTANT: tuple[Trigger, ...] = (
+    _t(
+        "important",
+        "important",
+        rf"\b(?:this|that|this part|this (?:one|1)|this bit|this slide|the next part|what comes next|"
+        rf"the following) (?:is|will be) (?!not\b){_EMPH}(?:important|crucial|critical|essential)\b"
+        r"|\bthis is (?:an? |the )?(?:really |very |most |super )?(?:important|crucial|critical) "
+        r"(?:point|one|thing|idea|concept|part|result|formula|equation|slide|step|distinction|definition|"
+        r"takeaway|lesson)\b"
+        rf"|\bit(?: is|'s) {_EMPH}(?:important|crucial|essential) (?:that you|for you to|that everyone)\b"
+        r"|\bthe (?:single )?most important (?:thing|point|idea|part|takeaway|lesson) "
+        r"(?:to remember|to take away|you (?:need|should|have)|for you|today|of today|in this (?:lecture|course))\b",
+        standalone=True,
+    ),
+    _t(
+        "important",
+        "remember",
+        rf"{_IMPERATIVE}remember (?:this|these)\b"
+        r"(?=\s*(?:[.,;:!?]|$|(?:one|1|part|formula|equation|point|definition|rule|result|slide|idea|step|"
+        r"trick|fact|method|concept|word|term|diagram|graph|number|date|name|identity|proof|bit)s?\b|"
+        r"(?:for|because|when|please|everyone|well|carefully|going forward|too|as|if|and|it|now|okay)\b))"
+        rf"|{_IMPERATIVE}(?:write|jot|note) (?:this|that|these) down\b",
+        standalone=True,
+    ),
+    _t(
+        "important",
+        "key",
+        r"(?<!\bhis )(?<!\bher )(?<!\bits )(?<!\btheir )\bkey (?:point|takeaway|idea|thing|message|concept)s?\b"
+        r"(?= (?:here|is|are|today|to remember|to take away|for you|for today|of today|of this "
+        r"(?:lecture|class|section|chapter|course)|number|for the)\b|\s*[:,.!?;]|\s*$)",
+        standalone=True,
+    ),
+    _t(
+        "important",
+        "attention",
+        r"\bpay (?:close |special |careful |extra |particular )?attention\b"
+        r"(?= (?:to (?:this|that|these|the next|what|how|here)|here|now|everyone|please)\b|\s*[.,!?;:]|\s*$)",
+        standalone=True,
+    ),
+)
 
 TRIGGERS: tuple[Trigger, ...] = (
     _t("schedule", "cancel", r"\bcancel(?:led|s|lation|ling)?\b(?! out\b)"),
@@ -120,6 +213,8 @@ TRIGGERS: tuple[Trigger, ...] = (
     _t("assignment", "project", r"\bprojects?\b(?! managers?\b)", strong=False),
     _t("assignment", "reading", r"\breadings?\b(?! frames?\b)", strong=False),
     _t("assignment", "paper", r"\b(?:term|research|position|final) papers?\b|\bwrite ups?\b", strong=False),
+    *_ATTENDANCE,
+    *_IMPORTANT,
 )
 
 CUE = re.compile(
@@ -156,5 +251,20 @@ SCHEDULE_LABELS = {
     "office": "Office hours",
     "noclass": "No {}",
     "change": "{} changed",
+}
+# Attendance and emphasis are about this class: told in the past with nobody addressed ("roll call in
+# the Roman legion was held at dawn") they are history, not an announcement.
+PAST_NARRATION = re.compile(r"\b(?:was|were|had been|used to)\b")
+PERSONAL = re.compile(r"\b(?:i|i'm|i'll|we|we'll|we're|let's|you|you'll|you're|your|our|us|please)\b")
+ABOUT_THIS_CLASS = ("attendance", "important")
+
+OTHER_LABELS = {
+    "attendance": "Attendance",
+    "roll": "Roll call",
+    "sheet": "Sign-in sheet",
+    "important": "Important",
+    "remember": "Remember this",
+    "key": "Key point",
+    "attention": "Pay attention",
 }
 EVENT_NOUN = re.compile(rf"\b(office hours|review session|midterm|final|exam|quiz|{_EVENT_WORDS})\b")

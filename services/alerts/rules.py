@@ -13,13 +13,17 @@ from datetime import date
 
 from services.alerts.dates import resolve
 from services.alerts.patterns import (
+    ABOUT_THIS_CLASS,
     CUE,
     DATE_FOCUS,
     EVENT_NOUN,
     EXAM_LABELS,
     NARRATIVE,
     NEGATIONS,
+    OTHER_LABELS,
+    PAST_NARRATION,
     PAST_REF,
+    PERSONAL,
     SCHEDULE_LABELS,
     SENTENCE_SPLIT,
     TRIGGERS,
@@ -76,6 +80,8 @@ def choose(hits: list[Hit]) -> tuple[str, Hit] | None:
         ("deadline", "due"),
         ("assignment", None),
         ("deadline", None),
+        ("attendance", None),
+        ("important", None),
     ):
         hit = first(category, kind)
         if hit:
@@ -89,8 +95,10 @@ def _vetoed(norm: str, has_date: bool, historical: bool) -> bool:
 
 
 def _anchored(hit: Hit, norm: str, has_when: bool) -> bool:
-    """A strong trigger needs a date, a time or a cue; a weak one a date or a time."""
-    return has_when or (hit.trigger.strong and bool(CUE.search(norm)))
+    """A strong trigger needs a date, a time or a cue (its own anchor if it has one); a weak one a date
+    or a time; a standalone one nothing."""
+    trig = hit.trigger
+    return trig.standalone or has_when or (trig.strong and bool((trig.anchor or CUE).search(norm)))
 
 
 def classify(norm: str, today: date, keywords: Sequence[tuple[str, re.Pattern[str]]] = ()) -> Finding | None:
@@ -103,6 +111,8 @@ def classify(norm: str, today: date, keywords: Sequence[tuple[str, re.Pattern[st
         return None
     when = resolve(norm, today)
     has_when = bool(when.dates) or when.time is not None
+    if PAST_NARRATION.search(norm) and not PERSONAL.search(norm):
+        hits = [h for h in hits if h.trigger.category not in ABOUT_THIS_CLASS]
     if hits and not _vetoed(norm, bool(when.dates), when.historical):
         chosen = choose([h for h in hits if _anchored(h, norm, has_when)])
         if chosen:
@@ -123,6 +133,8 @@ def _numbered(name: str, norm: str, at: int) -> str:
 def label(category: str, hit: Hit, hits: list[Hit], norm: str) -> str:
     """A short human title for the announcement, without the date."""
     kind = hit.trigger.kind
+    if category in ("attendance", "important"):
+        return OTHER_LABELS[kind]
     if category == "exam":
         return EXAM_LABELS[kind]
     if category == "quiz":

@@ -69,7 +69,9 @@ class AlertsWorker(StreamWorker):
         config = SessionConfig.model_validate_json(h["config"]) if "config" in h else SessionConfig()
         # The detector resolves the zone (the server's when unknown) and turns `now` into it.
         started = datetime.fromtimestamp(config.started_at, UTC) if config.started_at else None
-        return make_detector(self.cfg, config.keywords, started, config.timezone or self.cfg.timezone)
+        return make_detector(
+            self.cfg, config.keywords, started, config.timezone or self.cfg.timezone, config.names
+        )
 
     async def advance(self, sid: str) -> None:
         """Feed every transcript that is next in order; finish the session when all are in."""

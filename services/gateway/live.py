@@ -169,6 +169,7 @@ class LiveSession:
             timezone=start.timezone,
             course=start.course,
             started_at=time.time(),
+            names=[n.strip() for n in start.names if n.strip()],
         )
         await self.store.create(self.sid, config)
         self.send(SessionEvent(session=self.sid))

@@ -14,6 +14,9 @@ export const CATEGORY_LABELS = {
   assignment: "Assignment",
   schedule: "Schedule",
   custom: "Keyword",
+  important: "Important",
+  attendance: "Attendance",
+  name: "Your name",
 };
 
 export function categoryLabel(category) {

@@ -12,6 +12,8 @@ export function readSettings(form) {
     course: f.course.value.trim().slice(0, 200),
     keywordsText: f.keywords.value,
     keywords: parseKeywords(f.keywords.value),
+    namesText: f.names ? f.names.value : "",
+    names: f.names ? parseKeywords(f.names.value).slice(0, 10) : [],
     language: language === "auto" ? null : language || "en",
     languageChoice: language || "en",
     prompt: f.prompt.value.trim().slice(0, 2000),
@@ -24,6 +26,7 @@ export function writeSettings(form, s) {
   const f = form.elements;
   if (typeof s.course === "string") f.course.value = s.course;
   if (typeof s.keywordsText === "string") f.keywords.value = s.keywordsText;
+  if (typeof s.namesText === "string" && f.names) f.names.value = s.namesText;
   if (typeof s.languageChoice === "string" && [...f.language.options].some((o) => o.value === s.languageChoice)) {
     f.language.value = s.languageChoice;
   }
@@ -42,7 +45,7 @@ export function loadSettings() {
 
 export function saveSettings(s) {
   try {
-    const { keywords, language, ...stored } = s;
+    const { keywords, names, language, ...stored } = s;
     localStorage.setItem(STORAGE_KEY, JSON.stringify(stored));
   } catch {
     /* private mode / storage full: not important */
@@ -63,5 +66,6 @@ export function startMessage(s) {
     keywords: s.keywords,
     timezone,
     course: s.course || null,
+    ...(s.names && s.names.length ? { names: s.names } : {}),
   };
 }
