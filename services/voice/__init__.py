@@ -1,0 +1,1 @@
+"""Voice lock: speaker embeddings (d-vectors) of an enrolled lecturer and the scores of live audio."""
