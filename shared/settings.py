@@ -24,6 +24,9 @@ class CommonSettings(BaseSettings):
     # The archive (PostgreSQL). `make run` starts an embedded one and sets it; empty: no archive.
     database_url: str | None = None
     data_dir: str = ".data"  # the embedded servers' files and the lectures' audio (data_dir/audio)
+    # Redis Sentinel: "host:port,host:port,..." of the sentinels; the master's name they monitor.
+    redis_sentinels: str = ""
+    redis_master_name: str = "classrec"
     log_level: str = "INFO"
     metrics_port: int = 0  # workers: serve /metrics and /healthz on this port (0: off)
     # Stream names (see README "Streams"): per-session streams use "{prefix}{sid}".
@@ -50,6 +53,13 @@ class CommonSettings(BaseSettings):
     @classmethod
     def _blank_url_is_none(cls, v: Any) -> Any:
         return None if isinstance(v, str) and not v.strip() else v
+
+    def sentinel_hosts(self) -> list[tuple[str, int]]:
+        hosts = []
+        for item in filter(None, (x.strip() for x in self.redis_sentinels.split(","))):
+            host, _, port = item.rpartition(":")
+            hosts.append((host or item, int(port) if host else 26379))
+        return hosts
 
     def audio_key(self, sid: str) -> str:
         return f"{self.audio_prefix}{sid}"

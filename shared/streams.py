@@ -16,9 +16,13 @@ import socket
 import time
 from collections.abc import Iterable
 
+import redis
 import redis.asyncio as aioredis
+import redis.sentinel
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
+from redis.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -35,15 +39,46 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 def connect(settings: CommonSettings) -> aioredis.Redis:
     """A client whose dead connections are noticed within seconds; a command that meets a stale
-    pooled connection (e.g. after a Redis restart) is retried on a fresh one."""
-    return aioredis.Redis.from_url(
-        settings.redis_url,
+    pooled connection (e.g. after a Redis restart) is retried on a fresh one.
+
+    With REDIS_SENTINELS the client asks the sentinels for the master of REDIS_MASTER_NAME and asks
+    again whenever a connection fails, so it follows a failover (REDIS_URL then gives only the
+    database and the password)."""
+    options: dict = dict(
         socket_connect_timeout=5,
         socket_timeout=settings.block_ms / 1000 + 10,
         socket_keepalive=True,
         health_check_interval=10,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+    if not settings.redis_sentinels:
+        return aioredis.Redis.from_url(settings.redis_url, **options)
+    url = parse_url(settings.redis_url)
+    sentinel = Sentinel(
+        settings.sentinel_hosts(),
+        sentinel_kwargs={"socket_connect_timeout": 2, "socket_timeout": 2},
+        socket_connect_timeout=options["socket_connect_timeout"],
+    )
+    return sentinel.master_for(
+        settings.redis_master_name, db=url.get("db", 0), password=url.get("password"), **options
+    )
+
+
+def connect_sync(settings: CommonSettings, socket_timeout: float = 30) -> redis.Redis:
+    """A blocking client for tools (the watch view), following the sentinels like `connect`."""
+    if not settings.redis_sentinels:
+        return redis.Redis.from_url(
+            settings.redis_url, socket_connect_timeout=5, socket_timeout=socket_timeout
+        )
+    url = parse_url(settings.redis_url)
+    sentinel = redis.sentinel.Sentinel(settings.sentinel_hosts(), sentinel_kwargs={"socket_timeout": 2})
+    return sentinel.master_for(
+        settings.redis_master_name,
+        db=url.get("db", 0),
+        password=url.get("password"),
+        socket_connect_timeout=5,
+        socket_timeout=socket_timeout,
     )
 
 

@@ -46,6 +46,7 @@ from shared.messages import (
     from_fields,
 )
 from shared.settings import CommonSettings
+from shared.streams import connect_sync
 
 LAG_SINCE_MAJOR = 7  # XINFO GROUPS reports lag and entries-read from Redis 7 on
 TOP = 3  # per-session streams shown one by one, per prefix
@@ -505,7 +506,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = CommonSettings()
-    r = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=30)
+    r = connect_sync(settings)
     try:
         if args.follow:
             return follow(r, settings, args.follow, sys.stdout)

@@ -349,6 +349,32 @@ class Client:
         return bool(msgs) and msgs[-1]["type"] == "end"
 
 
+async def finish(client: Client, pcm: bytes, speed: float | None = None, within: float = 120) -> int:
+    """Send the rest of the audio, then stop, and wait for `end`; a dropped connection is resumed
+    (and the audio goes on from where the drop was seen). Returns the number of resumes."""
+    resumes, sent, stopped = 0, 0, False
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if not client.connected:
+                await client.connect()
+                resumes += 1
+                if stopped:  # the stop may not have reached the gateway before the drop
+                    await client.stop()
+            if not stopped:
+                await client.send_audio(pcm[sent:], speed)
+                sent = len(pcm)
+                await client.stop()
+                stopped = True
+        except Dropped as e:
+            sent += e.sent
+            client.drops.append(sent)
+            continue
+        if await client.wait_end_or_drop(max(1.0, deadline - time.monotonic())):
+            return resumes
+        assert time.monotonic() < deadline, "no end"
+
+
 # --- checks on what the client received ------------------------------------------------------------
 
 
