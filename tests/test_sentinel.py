@@ -45,7 +45,9 @@ async def test_sigkill_of_the_master_mid_lecture_loses_no_final(
         await client.connect({"type": "start", "language": "en"})
         await client.send_audio(lecture1.pcm[: int(SPLIT_S * RATE)])
         await client.wait_finals(2)
-        before = {m["segment"]: m["text"] for m in client.messages if m["type"] == "transcript" and m["final"]}
+        before = {
+            m["segment"]: m["text"] for m in client.messages if m["type"] == "transcript" and m["final"]
+        }
         # Killed while no audio is in flight: what the client sent before is written and replicated.
         # (Audio in the socket when the master dies is what the client resends after `received`.)
         await asyncio.to_thread(sentinels.kill_master)
