@@ -41,7 +41,9 @@ def instructions() -> list[tuple[str, str]]:
 
 
 def test_services_and_their_modules(services: dict[str, dict]) -> None:
-    assert set(services) == APP_SERVICES | {"redis", "postgres"}
+    ha = {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
+    assert set(services) == APP_SERVICES | {"redis", "postgres"} | ha
+    assert all(services[name]["profiles"] == ["ha"] for name in ha)  # only with `--profile ha`
     commands = list(service_commands(1).values())
     assert all(cmd[1] == "-m" and len(cmd) == 3 for cmd in commands)
     make_run = {cmd[2] for cmd in commands}
