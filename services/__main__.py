@@ -24,11 +24,13 @@ HEALTHY_AFTER_S = 60.0  # a child that ran this long gets its backoff reset
 log = logging.getLogger("launcher")
 
 
-def service_commands(transcribers: int) -> dict[str, list[str]]:
+def service_commands(transcribers: int, archive: bool = False) -> dict[str, list[str]]:
     py = sys.executable
     cmds = {"gateway": [py, "-m", "services.gateway"], "vad": [py, "-m", "services.vad"]}
     cmds |= {f"transcriber-{i + 1}": [py, "-m", "services.transcriber"] for i in range(transcribers)}
     cmds["alerts"] = [py, "-m", "services.alerts"]
+    if archive:  # there is a database to write
+        cmds["archive"] = [py, "-m", "services.archive"]
     return cmds
 
 
@@ -112,7 +114,8 @@ def main() -> None:
         env["REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
         log.info("embedded server on port %d (data in %s)", s.redis_port, s.data_dir)
     postgres_proc = start_archive_db(s, env)
-    children = Supervisor(service_commands(s.transcribers), env, s.metrics_base_port)
+    cmds = service_commands(s.transcribers, archive=bool(env.get("DATABASE_URL", "").strip()))
+    children = Supervisor(cmds, env, s.metrics_base_port)
     log.info("serving http://localhost:%d with %d transcriber(s); Ctrl-C stops", s.port, s.transcribers)
     while not stopping:
         time.sleep(0.2)

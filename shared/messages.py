@@ -109,6 +109,7 @@ class SessionOpened(Msg):
     type: Literal["session_opened"] = "session_opened"
     sid: str
     config: SessionConfig
+    owner: str | None = None  # SHA-256 hex of the owner key that started it; None: no owner
 
 
 class AudioChunk(Msg):
@@ -164,6 +165,23 @@ class AlertsDone(Msg):
     segments: int
 
 
+class AlertRecord(Msg):
+    """On the alerts stream: an alert as sent to the session, for the archive."""
+
+    type: Literal["alert_record"] = "alert_record"
+    sid: str
+    alert: AlertEvent
+
+
+class SessionEnded(Msg):
+    """On the alerts stream: every utterance of the session is transcribed and scanned (after its
+    alerts), for the archive."""
+
+    type: Literal["session_ended"] = "session_ended"
+    sid: str
+    segments: int
+
+
 StreamMessage = Annotated[
     SessionEvent
     | TranscriptEvent
@@ -176,7 +194,9 @@ StreamMessage = Annotated[
     | SegmentJob
     | TranscriptRecord
     | VadDone
-    | AlertsDone,
+    | AlertsDone
+    | AlertRecord
+    | SessionEnded,
     Field(discriminator="type"),
 ]
 _stream_message = TypeAdapter(StreamMessage)

@@ -35,6 +35,7 @@ class CommonSettings(BaseSettings):
     segments_stream: str = "segments"
     partials_stream: str = "segments:partial"
     transcripts_stream: str = "transcripts"
+    alerts_stream: str = "alerts"  # alerts and session ends, for the archive
     events_prefix: str = "events:"
     stream_maxlen: int = Field(100_000, description="approximate bound of every shared stream")
     read_count: int = 16
@@ -163,6 +164,11 @@ class AlertsSettings(CommonSettings):
     alerts_llm_base_url: str | None = None  # default: the openai client's (OPENAI_BASE_URL or api.openai.com)
     alerts_llm_api_key: str | None = None  # default: OPENAI_API_KEY, else "unused" (local servers)
     alerts_llm_timeout_s: float = 5.0
+
+
+class ArchiveSettings(CommonSettings):
+    # Fault injection for the tests only: exit abruptly after this many writes, before their ack.
+    archive_fault_exit_after: int = 0
 
 
 class LauncherSettings(CommonSettings):

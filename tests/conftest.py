@@ -105,6 +105,21 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture
+async def fresh_database_url(database_url: str) -> AsyncIterator[str]:
+    """An empty database of its own on the session's PostgreSQL, dropped afterwards."""
+    import secrets
+
+    import asyncpg
+
+    name = "t_" + secrets.token_hex(6)
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    yield database_url.rsplit("/", 1)[0] + "/" + name
+    await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    await admin.close()
+
+
+@pytest.fixture
 async def client(redis_url: str) -> AsyncIterator[TestClient]:
     """The real gateway app in-process (aiohttp's test server) on the real Redis."""
     from services.gateway.app import make_app

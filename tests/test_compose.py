@@ -17,7 +17,7 @@ import yaml
 from services.__main__ import service_commands
 from tests.conftest import ROOT
 
-APP_SERVICES = {"gateway", "vad", "transcriber", "alerts"}
+APP_SERVICES = {"gateway", "vad", "transcriber", "alerts", "archive"}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_services_and_their_modules(services: dict[str, dict]) -> None:
     ha = {"redis-replica", "sentinel-1", "sentinel-2", "sentinel-3"}
     assert set(services) == APP_SERVICES | {"redis", "postgres"} | ha
     assert all(services[name]["profiles"] == ["ha"] for name in ha)  # only with `--profile ha`
-    commands = list(service_commands(1).values())
+    commands = list(service_commands(1, archive=True).values())
     assert all(cmd[1] == "-m" and len(cmd) == 3 for cmd in commands)
     make_run = {cmd[2] for cmd in commands}
     assert make_run == {f"services.{name}" for name in APP_SERVICES}

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -63,19 +62,8 @@ def test_unreachable_data_dir_as_root_is_a_clear_error(tmp_path: Path) -> None:
         start_postgres(free_port(), private / "pg")
 
 
-@pytest.fixture
-async def fresh_db(database_url: str) -> AsyncIterator[str]:
-    """An empty database of its own on the session's server."""
-    name = "m_" + secrets.token_hex(4)
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    yield database_url.rsplit("/", 1)[0] + "/" + name
-    await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    await admin.close()
-
-
-async def test_migrations_apply_once_in_order(fresh_db: str) -> None:
-    conns = [await asyncpg.connect(fresh_db) for _ in range(3)]
+async def test_migrations_apply_once_in_order(fresh_database_url: str) -> None:
+    conns = [await asyncpg.connect(fresh_database_url) for _ in range(3)]
     try:
         applied = await asyncio.gather(*(db.migrate(c) for c in conns))  # three services starting at once
         versions = [v for v, _ in db.migration_files()]
@@ -100,8 +88,8 @@ async def test_a_misnamed_migration_is_refused(tmp_path: Path) -> None:
         db.migration_files(tmp_path)
 
 
-async def test_pool_migrates_then_serves(fresh_db: str) -> None:
-    pool = await db.connect_pool(fresh_db, max_size=2)
+async def test_pool_migrates_then_serves(fresh_database_url: str) -> None:
+    pool = await db.connect_pool(fresh_database_url, max_size=2)
     try:
         assert await pool.fetchval("SELECT count(*) FROM sessions") == 0
     finally:

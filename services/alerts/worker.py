@@ -21,7 +21,17 @@ import redis.asyncio as aioredis
 from services.alerts.detector import Detector
 from services.alerts.llm import make_detector, restore_detector
 from shared import metrics
-from shared.messages import AlertEvent, AlertsDone, Msg, SessionConfig, TranscriptRecord, VadDone, to_fields
+from shared.messages import (
+    AlertEvent,
+    AlertRecord,
+    AlertsDone,
+    Msg,
+    SessionConfig,
+    SessionEnded,
+    TranscriptRecord,
+    VadDone,
+    to_fields,
+)
 from shared.service import heartbeat
 from shared.settings import AlertsSettings
 from shared.streams import StreamWorker
@@ -102,10 +112,20 @@ class AlertsWorker(StreamWorker):
     ) -> None:
         events = self.cfg.events_key(sid)
         async with self.r.pipeline(transaction=True) as pipe:
+            maxlen = self.cfg.stream_maxlen
+            # For the archive worker (only when there is an archive: nobody else reads that stream).
+            archive = self.cfg.alerts_stream if self.cfg.database_url else None
             for a in alerts:
-                pipe.xadd(events, to_fields(a), maxlen=self.cfg.stream_maxlen)
+                pipe.xadd(events, to_fields(a), maxlen=maxlen)
+                if archive:
+                    pipe.xadd(
+                        archive, to_fields(AlertRecord(sid=sid, alert=a)), maxlen=maxlen, approximate=True
+                    )
             if done:
-                pipe.xadd(events, to_fields(AlertsDone(segments=nxt)), maxlen=self.cfg.stream_maxlen)
+                pipe.xadd(events, to_fields(AlertsDone(segments=nxt)), maxlen=maxlen)
+                if archive:
+                    ended = SessionEnded(sid=sid, segments=nxt)
+                    pipe.xadd(archive, to_fields(ended), maxlen=maxlen, approximate=True)
                 pipe.expire(events, self.cfg.session_retention_s)  # the transcript is kept this long
             state: dict[str, str | int] = {"next": nxt, "done": int(done)}
             if det is not None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from services.gateway import calendar, history, security, uploads
+from services.gateway import archived, calendar, history, security, uploads
 from services.gateway.live import LiveSession
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
@@ -88,6 +88,7 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app.on_shutdown.append(close_sockets)
     security.install(app, s)  # token, Origin allowlist, sessions per client
     app.cleanup_ctx.append(redis_ctx)
+    archived.install(app)  # the archive's pool, when DATABASE_URL is set
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics.metrics_handler)

@@ -187,6 +187,17 @@ async def read_alerts(request: web.Request, key: str) -> list[AlertEvent]:
         cursor = "(" + entries[-1][0].decode()
 
 
+async def archived_alerts(request: web.Request, sid: str, key: str) -> list[AlertEvent] | None:
+    """The archive's alerts of a session that ended there or that Redis no longer has; else None."""
+    from services.gateway import archived  # here: archived imports history, which imports this module
+
+    row = await archived.session(request.app, sid)
+    if row is None or not (row.ended or not await request.app[gateway.REDIS].exists(key)):
+        return None
+    _, record = await archived.record(request.app, row)
+    return record.alerts
+
+
 async def alerts_ics(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     if not SID_RE.fullmatch(sid):
@@ -199,9 +210,11 @@ async def alerts_ics(request: web.Request) -> web.Response:
             return _error(400, "segment must be an integer")
     key = request.app[gateway.SETTINGS].events_key(sid)
     try:
-        if not await request.app[gateway.REDIS].exists(key):
-            return _error(404, "unknown session")
-        alerts = await read_alerts(request, key)
+        alerts = await archived_alerts(request, sid, key)
+        if alerts is None:
+            if not await request.app[gateway.REDIS].exists(key):
+                return _error(404, "unknown session")
+            alerts = await read_alerts(request, key)
     except REDIS_DOWN as e:
         log.error("sid=%s calendar: redis unavailable: %r", sid, e)
         return _error(503, "storage unavailable, try again")

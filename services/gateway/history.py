@@ -38,6 +38,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway import archived
 from services.gateway.calendar import CATEGORY_NAMES, clock
 from services.gateway.sessions import SID_RE, SessionStore
 from shared.messages import AlertEvent, Msg, TranscriptEvent, from_fields
@@ -333,7 +334,8 @@ async def list_sessions(request: web.Request) -> web.Response:
         log.error("history list: redis unavailable: %r", e)
         raise http_error(web.HTTPServiceUnavailable, "storage unavailable, try again") from None
     sessions = [summary_json(e, t) for e, t in zip(page, tallies, strict=True)]
-    return web.json_response({"sessions": sessions, "total": len(entries), "limit": limit})
+    sessions, total = await archived.merge_list(request.app, None, sessions, [e.sid for e in entries], limit)
+    return web.json_response({"sessions": sessions, "total": total, "limit": limit})
 
 
 async def load(request: web.Request) -> tuple[Entry, Record]:
@@ -342,10 +344,15 @@ async def load(request: web.Request) -> tuple[Entry, Record]:
     if not SID_RE.fullmatch(sid):
         raise http_error(web.HTTPBadRequest, "malformed session id")
     r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    row = await archived.session(request.app, sid)
+    if row is not None and row.ended:  # the archive's copy is complete
+        return await archived.record(request.app, row)
     try:
         entry = await read_entry(r, SessionStore(r, s), sid)
         key = s.events_key(sid)
         if entry is None and not await r.exists(key):
+            if row is not None:  # Redis lost it before its end: what the archive has
+                return await archived.record(request.app, row)
             raise http_error(web.HTTPNotFound, "unknown session")
         record = await read_record(r, key)
     except REDIS_DOWN as e:

@@ -1,0 +1,80 @@
+"""The archive worker: writes every session, final, alert and session end into PostgreSQL.
+
+It has consumer groups of its own ("archive") on `sessions` (`session_opened`: who owns it, its
+settings), `transcripts` (`transcript_record`: the finals) and `alerts` (`alert_record`, and
+`session_ended` once every alert is out), so it reads everything the other workers read without
+taking anything from them. Each message is written, then acknowledged: a worker that dies in
+between leaves the entry pending, another (or the restarted one) reclaims it and writes it again,
+and the unique keys of the archive make that second write a no-op. A database outage is waited out
+with capped backoff, the entry in hand held, so nothing is dead-lettered for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Iterable
+
+import redis.asyncio as aioredis
+
+from shared import metrics
+from shared.archive import DB_DOWN, Archive
+from shared.messages import AlertRecord, Msg, SessionEnded, SessionOpened, TranscriptRecord, VadDone
+from shared.service import heartbeat
+from shared.settings import ArchiveSettings
+from shared.streams import StreamWorker
+
+log = logging.getLogger(__name__)
+
+
+class ArchiveWorker(StreamWorker):
+    group = "archive"
+
+    def __init__(
+        self, settings: ArchiveSettings, r: aioredis.Redis, archive: Archive, consumer: str | None = None
+    ) -> None:
+        super().__init__(settings, r, consumer)
+        self.cfg, self.archive = settings, archive
+        self.written = 0
+
+    def streams(self) -> Iterable[str]:
+        return [self.cfg.sessions_stream, self.cfg.transcripts_stream, self.cfg.alerts_stream]
+
+    async def handle(self, stream: str, msg: Msg) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self.write(msg)
+                break
+            except DB_DOWN as e:
+                log.warning("archive database unreachable error=%r retry_in=%.1fs", e, delay)
+                await asyncio.sleep(delay)  # backoff while the database is away, the entry held
+                delay = min(delay * 2, self.cfg.retry_max_s)
+        self.written += 1
+        if self.cfg.archive_fault_exit_after and self.written >= self.cfg.archive_fault_exit_after:
+            log.warning("fault injection: exiting after %d writes, before the ack", self.written)
+            os._exit(70)  # noqa: SLF001 — a crash between the write and the ack, for the tests
+
+    async def write(self, msg: Msg) -> None:
+        if isinstance(msg, SessionOpened):
+            await self.archive.open_session(msg.sid, msg.owner, msg.config)
+            log.info("sid=%s archived session owner=%s", msg.sid, "yes" if msg.owner else "none")
+        elif isinstance(msg, TranscriptRecord):
+            t = msg.transcript
+            if t.final and await self.archive.add_final(msg.sid, msg.config, t):
+                metrics.SEGMENTS.labels("archive", "final").inc()
+                log.debug("sid=%s seg=%d archived final", msg.sid, t.segment)
+        elif isinstance(msg, AlertRecord):
+            if await self.archive.add_alert(msg.sid, msg.alert):
+                log.info(
+                    "sid=%s seg=%d archived alert category=%s", msg.sid, msg.alert.segment, msg.alert.category
+                )
+        elif isinstance(msg, SessionEnded):
+            await self.archive.end_session(msg.sid, msg.segments)
+            log.info("sid=%s archived session end segments=%d", msg.sid, msg.segments)
+        elif not isinstance(msg, VadDone):  # the utterance count comes again with session_ended
+            log.warning("unexpected message type=%s", msg.type)  # type: ignore[attr-defined]
+
+    async def after_batch(self) -> None:
+        await heartbeat(self.r, "archive", self.consumer, {"written": self.written})

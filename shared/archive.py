@@ -1,0 +1,198 @@
+"""The archive's queries (PostgreSQL, schema in `shared/migrations/`): what the archive worker writes
+and what the gateway reads back once a session has left Redis.
+
+Writes are idempotent: every row has a unique key and is inserted with ON CONFLICT DO NOTHING, so a
+redelivered message writes nothing twice. A final or an alert may arrive before its session's
+`session_opened` (they come on different streams); it then creates the session row, which the
+`session_opened` completes (owner, start time, settings) when it comes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from shared.messages import AlertEvent, SessionConfig, TranscriptEvent
+
+log = logging.getLogger(__name__)
+FINAL_FIELDS = {"type", "segment", "start", "end", "text", "final", "stable"}
+MARK_START, MARK_STOP = "\ue000", "\ue001"  # ts_headline's marks, HTML-escaped around afterwards
+HEADLINE = f"StartSel={MARK_START}, StopSel={MARK_STOP}, MaxWords=25, MinWords=8, MaxFragments=2"
+DB_DOWN = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError)
+
+
+@dataclass
+class ArchivedSession:
+    sid: str
+    owner: str | None
+    created: float
+    config: dict[str, Any]
+    ended: bool
+    segments: int | None
+    duration: float
+    lines: int = 0  # finals with text
+    alerts: int = 0
+
+
+def _session(row: asyncpg.Record) -> ArchivedSession:
+    config = row["config"]
+    return ArchivedSession(
+        row["id"],
+        row["owner"],
+        row["created"],
+        json.loads(config) if isinstance(config, str) else dict(config),
+        row["ended"],
+        row["segments"],
+        row["duration"],
+        row.get("lines", 0) or 0,
+        row.get("alerts", 0) or 0,
+    )
+
+
+_ENSURE = """INSERT INTO sessions (id, created, config) VALUES ($1, $2, $3::jsonb)
+              ON CONFLICT (id) DO NOTHING"""
+
+
+class Archive:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # --- writes (the archive worker) ----------------------------------------------------------
+
+    async def open_session(self, sid: str, owner: str | None, config: SessionConfig) -> None:
+        created = config.started_at or time.time()
+        await self.pool.execute(
+            """INSERT INTO sessions (id, owner, created, config) VALUES ($1, $2, $3, $4::jsonb)
+               ON CONFLICT (id) DO UPDATE SET owner = COALESCE(sessions.owner, EXCLUDED.owner),
+                   created = EXCLUDED.created, config = EXCLUDED.config""",
+            sid,
+            owner,
+            created,
+            config.model_dump_json(),
+        )
+
+    async def add_final(self, sid: str, config: SessionConfig, t: TranscriptEvent) -> bool:
+        """Keep a final; True when it was new."""
+        extra = t.model_dump(exclude=FINAL_FIELDS, exclude_none=True)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ENSURE, sid, config.started_at or time.time(), config.model_dump_json())
+            status = await conn.execute(
+                """INSERT INTO finals (session_id, segment, start_s, end_s, text, extra)
+                   VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING""",
+                sid,
+                t.segment,
+                t.start,
+                t.end,
+                t.text,
+                json.dumps(extra),
+            )
+            if status.endswith(" 1"):
+                await conn.execute(
+                    "UPDATE sessions SET duration = GREATEST(duration, $2) WHERE id = $1", sid, t.end
+                )
+        return status.endswith(" 1")
+
+    async def add_alert(self, sid: str, a: AlertEvent) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ENSURE, sid, time.time(), "{}")
+            status = await conn.execute(
+                """INSERT INTO alerts (session_id, segment, start_s, category, text, date, time, title)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
+                sid,
+                a.segment,
+                a.start,
+                a.category,
+                a.text,
+                a.date,
+                a.time,
+                a.title,
+            )
+        return status.endswith(" 1")
+
+    async def end_session(self, sid: str, segments: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_ENSURE, sid, time.time(), "{}")
+            await conn.execute("UPDATE sessions SET ended = true, segments = $2 WHERE id = $1", sid, segments)
+
+    # --- reads (the gateway) ------------------------------------------------------------------
+
+    async def session(self, sid: str) -> ArchivedSession | None:
+        row = await self.pool.fetchrow("SELECT * FROM sessions WHERE id = $1", sid)
+        return _session(row) if row else None
+
+    async def finals(self, sid: str) -> list[TranscriptEvent]:
+        rows = await self.pool.fetch(
+            "SELECT segment, start_s, end_s, text, extra FROM finals WHERE session_id = $1 ORDER BY segment",
+            sid,
+        )
+        out = []
+        for r in rows:
+            base = {"segment": r["segment"], "start": r["start_s"], "end": r["end_s"], "text": r["text"]}
+            try:
+                out.append(TranscriptEvent(**base, final=True, **json.loads(r["extra"])))
+            except ValidationError:  # a field this version does not know: keep the words
+                out.append(TranscriptEvent(**base, final=True))
+        return out
+
+    async def alerts(self, sid: str) -> list[AlertEvent]:
+        rows = await self.pool.fetch(
+            """SELECT segment, start_s, category, text, date, time, title FROM alerts
+               WHERE session_id = $1 ORDER BY segment, ctid""",
+            sid,
+        )
+        out = []
+        for r in rows:
+            try:
+                out.append(AlertEvent(**_alert(r)))
+            except ValidationError:
+                log.warning("sid=%s archived alert of an unknown category skipped", sid)
+        return out
+
+    async def sessions_of(self, owner: str | None, limit: int) -> tuple[list[ArchivedSession], int]:
+        """The owner's sessions (those without one when owner is None), newest first, with counts."""
+        where = "s.owner = $1" if owner else "s.owner IS NULL"
+        args: list[Any] = [owner] if owner else []
+        rows = await self.pool.fetch(
+            f"""SELECT s.*,
+                  (SELECT count(*) FROM finals f WHERE f.session_id = s.id AND btrim(f.text) <> '') AS lines,
+                  (SELECT count(*) FROM alerts a WHERE a.session_id = s.id) AS alerts
+                FROM sessions s WHERE {where} ORDER BY s.created DESC LIMIT {int(limit)}""",
+            *args,
+        )
+        total = await self.pool.fetchval(f"SELECT count(*) FROM sessions s WHERE {where}", *args)
+        return [_session(r) for r in rows], total
+
+    async def known(self, sids: list[str]) -> set[str]:
+        """Which of these sessions the archive has."""
+        if not sids:
+            return set()
+        rows = await self.pool.fetch("SELECT id FROM sessions WHERE id = ANY($1::text[])", sids)
+        return {r["id"] for r in rows}
+
+    async def delete(self, sid: str) -> bool:
+        status = await self.pool.execute("DELETE FROM sessions WHERE id = $1", sid)
+        return status.endswith(" 1")
+
+
+def _alert(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "segment": r["segment"],
+        "start": r["start_s"],
+        "category": r["category"],
+        "text": r["text"],
+        "date": r["date"],
+        "time": r["time"],
+        "title": r["title"],
+    }
+
+
+def mark(snippet: str) -> str:
+    """A ts_headline snippet as HTML: the text escaped, the matches in <mark>."""
+    return html.escape(snippet).replace(MARK_START, "<mark>").replace(MARK_STOP, "</mark>")
