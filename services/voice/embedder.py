@@ -69,6 +69,21 @@ class Embedder:
         batch = np.stack([feat[s : s + WINDOW_FRAMES] for s in starts])
         return normalise(self.session.run(None, {"mel_window": batch})[0])
 
+    def at(self, audio: np.ndarray, starts: list[int]) -> np.ndarray:
+        """(len(starts), 256) embeddings of the windows starting at these samples of `audio` (as
+        `windows` computes them: frames start on the 10 ms hop, so a window alone gives the same)."""
+        if not starts:
+            return np.zeros((0, EMBEDDING_DIM), np.float32)
+        if audio.dtype == np.int16:
+            audio = audio.astype(np.float32) / 32768.0
+        feats = []
+        for s in starts:
+            f = features.log_mel(audio[s : s + WINDOW_SAMPLES])
+            if len(f) < WINDOW_FRAMES:
+                f = np.concatenate([f, np.zeros((WINDOW_FRAMES - len(f), features.N_MELS), np.float32)])
+            feats.append(f)
+        return normalise(self.session.run(None, {"mel_window": np.stack(feats)})[0])
+
     def embed(self, audio: np.ndarray, stride_frames: int = WINDOW_FRAMES // 2) -> np.ndarray:
         """One 256-d d-vector for the whole of `audio` (the package's recipe: stride 40 frames)."""
         w = self.windows(audio, stride_frames)

@@ -75,4 +75,6 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     )
     spec = np.fft.rfft(frames * _window(), axis=1)
     power = (spec.real**2 + spec.imag**2).astype(np.float32)
-    return np.log10(power @ mel_filterbank().T + FLOOR).astype(np.float32)
+    # einsum, not a BLAS matmul: OpenBLAS threads spin between such small calls and burn CPU
+    mel = np.einsum("fk,mk->fm", power, mel_filterbank(), optimize=False)
+    return np.log10(mel + FLOOR).astype(np.float32)
