@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from services.gateway import archived, calendar, history, security, uploads
+from services.gateway import archived, calendar, history, security, uploads, voices
 from services.gateway.live import LiveSession
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
@@ -97,4 +97,5 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     calendar.add_routes(app)
     history.add_routes(app)
     uploads.add_routes(app)
+    voices.add_routes(app)  # the voice lock's enrolled voices
     return app

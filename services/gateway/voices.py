@@ -1,0 +1,217 @@
+"""Enrolled voices (the voice lock): `POST /api/voices`, `GET /api/voices`, `DELETE /api/voices/{id}`.
+
+A voice belongs to the owner key that enrolled it, named in header `X-ClassRec-Owner` (16-128
+url-safe characters; the page keeps one in localStorage). Redis keeps an owner's voices in the hash
+`voices:{sha256 of the owner key}`: field = voice id, value = JSON `{voice, name, seconds,
+speech_seconds, created, embedding}` (embedding: base64 of the 256 float32 of the d-vector). The key
+itself is never stored. A live session with `"voice"` in its start gets a copy of the embedding
+(`voice_for`), so deleting a voice does not disturb a lecture that uses it.
+
+POST takes a multipart form: `file` (5-30 s of the lecturer, any format PyAV decodes, at most
+MAX_BYTES) and `name`; the answer is `{"voice", "name", "seconds"}`. Errors are JSON `{"error",
+"code"}`: 400 missing or malformed owner key, form, name or audio, or audio that is no voice
+(`too_short`, `too_long`, `silence`, `no_speech`, `too_little_speech`); 404 unknown voice; 409 too
+many voices; 503 Redis unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import av
+import numpy as np
+import redis.asyncio as aioredis
+from aiohttp import BodyPartReader, web
+
+from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway.uploads import pcm_chunks
+from services.voice.embedder import EMBEDDING_DIM, Embedder
+from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
+from shared.streams import REDIS_DOWN
+
+OWNER_HEADER = "X-ClassRec-Owner"
+OWNER_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+VOICE_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_BYTES = 8 * 2**20
+MAX_NAME = 100
+MAX_VOICES = 50
+
+
+class VoiceError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/voices", create_voice)
+    app.router.add_get("/api/voices", list_voices)
+    app.router.add_delete("/api/voices/{voice}", delete_voice)
+
+
+def owner_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def voices_key(owner_key: str) -> str:
+    return f"voices:{owner_hash(owner_key)}"
+
+
+def owner_of(request: web.Request) -> str:
+    key = request.headers.get(OWNER_HEADER, "")
+    if not OWNER_RE.match(key):
+        raise VoiceError(
+            400,
+            "no_owner",
+            f"voices need the owner key in header {OWNER_HEADER} (16-128 url-safe characters)",
+        )
+    return key
+
+
+@lru_cache(maxsize=1)
+def embedder() -> Embedder:
+    return Embedder()
+
+
+def error_response(e: VoiceError) -> web.Response:
+    return web.json_response({"error": e.message, "code": e.code}, status=e.status)
+
+
+async def read_form(request: web.Request) -> tuple[Path, str]:
+    """The form's audio (in a temporary file the caller removes) and name."""
+    if not request.content_type.startswith("multipart/"):
+        raise VoiceError(
+            400, "bad_form", "expected multipart/form-data with the audio in 'file' and a 'name'"
+        )
+    fd, tmp = tempfile.mkstemp(prefix="classrec-voice-")
+    path, size, name, has_file = Path(tmp), 0, "", False
+    try:
+        with os.fdopen(fd, "wb") as out:
+            async for part in await request.multipart():
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "file" and not has_file:
+                    has_file = True
+                    while chunk := await part.read_chunk():
+                        size += len(chunk)
+                        if size > MAX_BYTES:
+                            raise VoiceError(400, "too_large", f"the file is over {MAX_BYTES // 2**20} MB")
+                        out.write(chunk)
+                elif part.name == "name":
+                    name = (await part.text())[: MAX_NAME + 1].strip()
+    except VoiceError:
+        path.unlink(missing_ok=True)
+        raise
+    except (ValueError, AssertionError) as e:
+        path.unlink(missing_ok=True)
+        raise VoiceError(400, "bad_form", f"malformed multipart body: {e}") from None
+    if not has_file or size == 0:
+        path.unlink(missing_ok=True)
+        raise VoiceError(400, "no_audio", "no audio: send the lecturer's recording in the field 'file'")
+    if not name or len(name) > MAX_NAME:
+        path.unlink(missing_ok=True)
+        raise VoiceError(400, "bad_name", f"give the voice a 'name' of 1-{MAX_NAME} characters")
+    return path, name
+
+
+def decode(path: Path) -> np.ndarray:
+    """The file as float32 16 kHz mono, at most a little over MAX_SECONDS (longer is refused)."""
+    limit = int((MAX_SECONDS + 1) * 16_000 * 2)
+    buf = bytearray()
+    try:
+        for chunk in pcm_chunks(path):
+            buf += chunk
+            if len(buf) > limit:
+                break
+    except (av.error.FFmpegError, OSError, ValueError, IndexError) as e:
+        raise VoiceError(400, "invalid_audio", f"not a decodable audio file ({type(e).__name__})") from None
+    if not buf:
+        raise VoiceError(400, "invalid_audio", "no decodable audio in the file")
+    return np.frombuffer(bytes(buf), np.int16).astype(np.float32) / 32768.0
+
+
+def enrol_file(path: Path) -> tuple[np.ndarray, float, float]:
+    audio = decode(path)
+    try:
+        got = enrol(audio, embedder())
+    except EnrolmentError as e:
+        raise VoiceError(400, e.code, str(e)) from None
+    return got.embedding, got.seconds, got.speech_seconds
+
+
+async def create_voice(request: web.Request) -> web.Response:
+    r: aioredis.Redis = request.app[gateway.REDIS]
+    try:
+        owner = owner_of(request)
+        path, name = await read_form(request)
+        try:
+            emb, seconds, speech_s = await asyncio.to_thread(enrol_file, path)
+        finally:
+            path.unlink(missing_ok=True)
+        if await r.hlen(voices_key(owner)) >= MAX_VOICES:
+            raise VoiceError(
+                409, "too_many_voices", f"at most {MAX_VOICES} voices per owner: delete one first"
+            )
+        voice = secrets.token_urlsafe(9)
+        record = {
+            "voice": voice,
+            "name": name,
+            "seconds": seconds,
+            "speech_seconds": speech_s,
+            "created": round(time.time(), 3),
+            "embedding": base64.b64encode(emb.astype("<f4").tobytes()).decode(),
+        }
+        await r.hset(voices_key(owner), voice, json.dumps(record))
+    except VoiceError as e:
+        return error_response(e)
+    except REDIS_DOWN:
+        return web.json_response({"error": "redis unreachable", "code": "unavailable"}, status=503)
+    return web.json_response({"voice": voice, "name": name, "seconds": seconds}, status=201)
+
+
+async def list_voices(request: web.Request) -> web.Response:
+    try:
+        raw = await request.app[gateway.REDIS].hgetall(voices_key(owner_of(request)))
+    except VoiceError as e:
+        return error_response(e)
+    except REDIS_DOWN:
+        return web.json_response({"error": "redis unreachable", "code": "unavailable"}, status=503)
+    voices = [json.loads(v) for v in raw.values()]
+    out = [{k: v[k] for k in ("voice", "name", "seconds", "created")} for v in voices]
+    return web.json_response({"voices": sorted(out, key=lambda v: -v["created"])})
+
+
+async def delete_voice(request: web.Request) -> web.Response:
+    voice = request.match_info["voice"]
+    try:
+        owner = owner_of(request)
+        if not VOICE_RE.match(voice) or not await request.app[gateway.REDIS].hdel(voices_key(owner), voice):
+            raise VoiceError(404, "unknown_voice", "no such voice of this owner")
+    except VoiceError as e:
+        return error_response(e)
+    except REDIS_DOWN:
+        return web.json_response({"error": "redis unreachable", "code": "unavailable"}, status=503)
+    return web.json_response({"deleted": voice})
+
+
+async def voice_for(r: aioredis.Redis, owner_key: str | None, voice: str) -> str | None:
+    """The base64 embedding of the owner's voice, for a session's lock; None when unknown."""
+    if not owner_key or not VOICE_RE.match(voice):
+        return None
+    raw = await r.hget(voices_key(owner_key), voice)
+    if raw is None:
+        return None
+    emb = json.loads(raw)["embedding"]
+    if len(base64.b64decode(emb)) != 4 * EMBEDDING_DIM:
+        return None
+    return emb
