@@ -68,6 +68,7 @@ class Stack:
     def __init__(self, port: int, transcribers: int, env: dict[str, str]) -> None:
         self.port, self.transcribers = port, transcribers
         self.dir = tempfile.mkdtemp(prefix="classrec-load-")
+        os.chmod(self.dir, 0o711)  # the embedded PostgreSQL, run as nobody under root, must enter it
         self.env = {
             **os.environ,
             "PORT": str(port),
@@ -148,7 +149,9 @@ def process_name(pid: int) -> str:
     mod = service_name(argv)
     if mod:
         return "launcher" if mod == "services" else mod.removeprefix("services.")
-    return "redis" if argv and "redis-server" in argv[0] else "other"
+    if argv and ("redis-server" in argv[0] or "valkey-server" in argv[0]):
+        return "redis"
+    return "postgres" if argv and "postgres" in argv[0] else "other"
 
 
 def peak_rss_mb(pid: int) -> float:

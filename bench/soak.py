@@ -1,0 +1,227 @@
+"""Soak benchmark: a whole lecture, and the sessions of a normal day beside it, through one stack.
+
+    python -m bench.soak [--minutes 90] [--speed 3] [--others 4] [--transcribers 1] [--port 8290]
+                         [--env KEY=VALUE ...] [--json OUT]
+
+One long lecture (tests/data/lecture1 and lecture2 back to back until --minutes of audio) is streamed
+at --speed x real time while --others ordinary sessions beside it stream the dev lectures at 1x, one
+after another, until the long one ends. Every 10 s the script samples the resident memory of every
+process of its stack (gateway, vad, transcriber, alerts, launcher, the embedded server), the server's
+used memory and key count, and the length of the work streams. It prints, per 10 minutes of the long
+lecture's audio: RSS of each process, Redis memory and keys, the long lecture's final latency p50/p95
+and WER over that stretch; then the growth from the first 10 minutes to the last, and the work
+streams' lengths a few seconds after the load stopped (they should hold only unacknowledged entries).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+import redis.asyncio as aioredis
+
+from bench.common import Lecture, Span, fmt, load_lecture, percentile, word_errors
+from bench.load import Stack, process_name
+from bench.stream import split_transcripts, stream_session
+
+ROOT = Path(__file__).resolve().parent.parent
+WINDOW_S = 600.0
+WORK_STREAMS = ("sessions", "segments", "segments:partial", "transcripts")
+
+
+def long_lecture(parts: list[Lecture], minutes: float) -> Lecture:
+    """The parts back to back (their truth shifted) until `minutes` of audio."""
+    pcm, spans, at, i = [], [], 0.0, 0
+    while at < minutes * 60:
+        part = parts[i % len(parts)]
+        pcm.append(part.pcm)
+        spans += [Span(s.kind, s.start + at, s.end + at, s.text) for s in part.spans]
+        at += part.duration
+        i += 1
+    return Lecture(f"soak{minutes:g}", np.concatenate(pcm), at, spans, [], True)
+
+
+@dataclass
+class Sample:
+    audio_s: float  # of the long lecture, when the sample was taken
+    rss_mb: dict[str, float]
+    redis_mb: float
+    keys: int
+    streams: dict[str, int]
+
+
+@dataclass
+class Window:
+    minute: int
+    sample: Sample | None
+    p50: float | None
+    p95: float | None
+    wer: float | None
+    finals: int
+    rows: dict = field(default_factory=dict)
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def sample(stack: Stack, r: aioredis.Redis, audio_s: float) -> Sample:
+    by_name: dict[str, float] = {}
+    for pid in stack.pids():
+        name = process_name(pid)
+        by_name[name] = by_name.get(name, 0.0) + rss_mb(pid)
+    info = await r.info("memory")
+    lengths = {s: int(await r.xlen(s)) for s in WORK_STREAMS}
+    return Sample(audio_s, by_name, info["used_memory"] / 2**20, int(await r.dbsize()), lengths)
+
+
+async def sampler(
+    stack: Stack, r: aioredis.Redis, t0: float, speed: float, out: list[Sample], stop: asyncio.Event
+):
+    while not stop.is_set():
+        out.append(await sample(stack, r, (time.monotonic() - t0) * speed))
+        try:
+            await asyncio.wait_for(stop.wait(), 10)
+        except TimeoutError:
+            pass
+
+
+async def others(url: str, lectures: list[Lecture], k: int, stop: asyncio.Event, done: list[int]) -> None:
+    """One ordinary session after another at 1x until `stop`."""
+    async with aiohttp.ClientSession() as http:
+        i = k
+        while not stop.is_set():
+            run = await stream_session(http, url, lectures[i % len(lectures)].pcm.tobytes(), 1.0, 300.0)
+            done.append(int(run.completed))
+            i += 1
+
+
+def windows(
+    messages: list[tuple[float, dict]], lecture: Lecture, speed: float, samples: list[Sample]
+) -> list[Window]:
+    finals = [(t, m) for t, m in split_transcripts(messages)[0]]
+    out = []
+    for w in range(int(np.ceil(lecture.duration / WINDOW_S))):
+        lo, hi = w * WINDOW_S, (w + 1) * WINDOW_S
+        mine = [(t, m) for t, m in finals if lo <= m["start"] < hi]
+        lat = [t - m["end"] / speed for t, m in mine]
+        truth = " ".join(s.text for s in lecture.spans if s.kind == "speech" and lo <= s.start < hi)
+        heard = " ".join(m["text"].strip() for _, m in mine)
+        wer = word_errors(truth, heard).wer if truth else None
+        in_window = [s for s in samples if lo <= s.audio_s < hi]
+        out.append(
+            Window(
+                w * 10,
+                in_window[-1] if in_window else None,
+                percentile(lat, 50),
+                percentile(lat, 95),
+                wer,
+                len(mine),
+            )
+        )
+    return out
+
+
+def print_table(ws: list[Window], names: list[str]) -> None:
+    head = (
+        f"{'min':>5} "
+        + "".join(f"{n[:11]:>12}" for n in names)
+        + f"{'redis MB':>10}{'keys':>7}{'p50':>7}{'p95':>7}{'WER':>8}"
+    )
+    print(head + "   (RSS in MB per process)")
+    for w in ws:
+        s = w.sample
+        rss = "".join(f"{(s.rss_mb.get(n, 0.0) if s else 0):>12.0f}" for n in names)
+        mem = f"{s.redis_mb:>10.1f}{s.keys:>7}" if s else f"{'-':>10}{'-':>7}"
+        print(
+            f"{w.minute:>3}-{w.minute + 10:<2}{rss}{mem}{fmt(w.p50, '.2f'):>7}{fmt(w.p95, '.2f'):>7}{fmt(w.wer, '.1%'):>8}"
+        )
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    parts = [load_lecture(ROOT / "tests/data/lecture1"), load_lecture(ROOT / "tests/data/lecture2")]
+    lecture = long_lecture(parts, args.minutes)
+    env = dict(kv.split("=", 1) for kv in args.env)
+    async with Stack(args.port, args.transcribers, env) as stack:
+        r = aioredis.Redis(port=args.port + 1)
+        stop, samples, done = asyncio.Event(), [], []
+        t0 = time.monotonic()
+        tasks = [asyncio.create_task(sampler(stack, r, t0, args.speed, samples, stop))]
+        tasks += [asyncio.create_task(others(stack.ws_url, parts, k, stop, done)) for k in range(args.others)]
+        async with aiohttp.ClientSession() as http:
+            run = await stream_session(http, stack.ws_url, lecture.pcm.tobytes(), args.speed, 600.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+        wall = time.monotonic() - t0
+        settle_s = 5.0
+        await asyncio.sleep(settle_s)  # the quiet after the load: what the work streams still hold
+        after = await sample(stack, r, lecture.duration)
+        pending = {}
+        for s in WORK_STREAMS:
+            try:
+                pending[s] = sum(int(g["pending"]) for g in await r.xinfo_groups(s))
+            except aioredis.ResponseError:
+                pending[s] = 0
+        await r.aclose()
+    ws = windows(run.messages, lecture, args.speed, samples)
+    names = sorted({n for s in samples for n in s.rss_mb if n != "other"})
+    print(
+        f"soak: {lecture.duration / 60:.0f} min lecture at {args.speed:g}x + {args.others} sessions at 1x "
+        f"({len(done)} run, {sum(done)} completed); long lecture completed: {run.completed}; wall {wall:.0f} s"
+    )
+    print_table(ws, names)
+    first, last = ws[1].sample if len(ws) > 1 else None, ws[-1].sample
+    if first and last:
+        growth = {n: last.rss_mb.get(n, 0) - first.rss_mb.get(n, 0) for n in names}
+        growth["redis used_memory"] = last.redis_mb - first.redis_mb
+        print(
+            "growth from minute 10 to the end (MB): " + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
+        )
+    if ws[0].p95 and ws[-1].p95:
+        print(f"final p95 last 10 min / first 10 min: {ws[-1].p95 / ws[0].p95:.2f}")
+    print(
+        f"{settle_s:g} s after the load: work streams {after.streams}, pending {pending}, keys {after.keys}"
+    )
+    result = {
+        "windows": [w.__dict__ | {"sample": w.sample.__dict__ if w.sample else None} for w in ws],
+        "after": after.__dict__,
+        "pending": pending,
+        "completed": run.completed,
+    }
+    return result
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--minutes", type=float, default=90.0)
+    p.add_argument("--speed", type=float, default=3.0)
+    p.add_argument("--others", type=int, default=4)
+    p.add_argument("--transcribers", type=int, default=1)
+    p.add_argument("--port", type=int, default=8290)
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--json")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    result = asyncio.run(main_async(args))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str))
+    return 0 if result["completed"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
