@@ -19,14 +19,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import io
 import json
-import os
 import re
 import secrets
-import tempfile
 import time
 from functools import lru_cache
-from pathlib import Path
 
 import av
 import numpy as np
@@ -34,7 +32,7 @@ import redis.asyncio as aioredis
 from aiohttp import BodyPartReader, web
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway.uploads import pcm_chunks
+from services.gateway.uploads import decodable_frames
 from services.voice.embedder import EMBEDDING_DIM, Embedder
 from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
 from shared.streams import REDIS_DOWN
@@ -87,61 +85,60 @@ def error_response(e: VoiceError) -> web.Response:
     return web.json_response({"error": e.message, "code": e.code}, status=e.status)
 
 
-async def read_form(request: web.Request) -> tuple[Path, str]:
-    """The form's audio (in a temporary file the caller removes) and name."""
+async def read_form(request: web.Request) -> tuple[bytes, str]:
+    """The form's audio file and name."""
     if not request.content_type.startswith("multipart/"):
         raise VoiceError(
             400, "bad_form", "expected multipart/form-data with the audio in 'file' and a 'name'"
         )
-    fd, tmp = tempfile.mkstemp(prefix="classrec-voice-")
-    path, size, name, has_file = Path(tmp), 0, "", False
+    data, name, has_file = bytearray(), "", False
     try:
-        with os.fdopen(fd, "wb") as out:
-            async for part in await request.multipart():
-                if not isinstance(part, BodyPartReader):
-                    continue
-                if part.name == "file" and not has_file:
-                    has_file = True
-                    while chunk := await part.read_chunk():
-                        size += len(chunk)
-                        if size > MAX_BYTES:
-                            raise VoiceError(400, "too_large", f"the file is over {MAX_BYTES // 2**20} MB")
-                        out.write(chunk)
-                elif part.name == "name":
-                    name = (await part.text())[: MAX_NAME + 1].strip()
-    except VoiceError:
-        path.unlink(missing_ok=True)
-        raise
+        async for part in await request.multipart():
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file" and not has_file:
+                has_file = True
+                while chunk := await part.read_chunk():
+                    data += chunk
+                    if len(data) > MAX_BYTES:
+                        raise VoiceError(400, "too_large", f"the file is over {MAX_BYTES // 2**20} MB")
+            elif part.name == "name":
+                name = (await part.text())[: MAX_NAME + 1].strip()
     except (ValueError, AssertionError) as e:
-        path.unlink(missing_ok=True)
         raise VoiceError(400, "bad_form", f"malformed multipart body: {e}") from None
-    if not has_file or size == 0:
-        path.unlink(missing_ok=True)
+    if not data:
         raise VoiceError(400, "no_audio", "no audio: send the lecturer's recording in the field 'file'")
     if not name or len(name) > MAX_NAME:
-        path.unlink(missing_ok=True)
         raise VoiceError(400, "bad_name", f"give the voice a 'name' of 1-{MAX_NAME} characters")
-    return path, name
+    return bytes(data), name
 
 
-def decode(path: Path) -> np.ndarray:
-    """The file as float32 16 kHz mono, at most a little over MAX_SECONDS (longer is refused)."""
-    limit = int((MAX_SECONDS + 1) * 16_000 * 2)
-    buf = bytearray()
+def decode(data: bytes) -> np.ndarray:
+    """The file as float32 16 kHz mono, up to a little over MAX_SECONDS (longer is refused)."""
+    limit = int((MAX_SECONDS + 1) * 16_000)
+    parts: list[np.ndarray] = []
+    n = 0
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=16_000)
     try:
-        for chunk in pcm_chunks(path):
-            buf += chunk
-            if len(buf) > limit:
-                break
-    except (av.error.FFmpegError, OSError, ValueError, IndexError) as e:
+        with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise VoiceError(400, "invalid_audio", "the file has no audio track")
+            for frame in decodable_frames(container):
+                frame.pts = None
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray().reshape(-1))
+                    n += len(parts[-1])
+                if n > limit:
+                    break
+    except av.error.FFmpegError as e:
         raise VoiceError(400, "invalid_audio", f"not a decodable audio file ({type(e).__name__})") from None
-    if not buf:
+    if not n:
         raise VoiceError(400, "invalid_audio", "no decodable audio in the file")
-    return np.frombuffer(bytes(buf), np.int16).astype(np.float32) / 32768.0
+    return np.concatenate(parts).astype(np.float32) / 32768.0
 
 
-def enrol_file(path: Path) -> tuple[np.ndarray, float, float]:
-    audio = decode(path)
+def enrol_file(data: bytes) -> tuple[np.ndarray, float, float]:
+    audio = decode(data)
     try:
         got = enrol(audio, embedder())
     except EnrolmentError as e:
@@ -153,11 +150,8 @@ async def create_voice(request: web.Request) -> web.Response:
     r: aioredis.Redis = request.app[gateway.REDIS]
     try:
         owner = owner_of(request)
-        path, name = await read_form(request)
-        try:
-            emb, seconds, speech_s = await asyncio.to_thread(enrol_file, path)
-        finally:
-            path.unlink(missing_ok=True)
+        data, name = await read_form(request)
+        emb, seconds, speech_s = await asyncio.to_thread(enrol_file, data)
         if await r.hlen(voices_key(owner)) >= MAX_VOICES:
             raise VoiceError(
                 409, "too_many_voices", f"at most {MAX_VOICES} voices per owner: delete one first"
