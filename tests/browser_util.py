@@ -7,6 +7,7 @@ Playwright never downloads a browser here: it drives the distribution's Chromium
 
 from __future__ import annotations
 
+import ctypes.util
 import importlib.util
 import json
 import os
@@ -19,7 +20,7 @@ from typing import Any
 
 INSTALL_HINT = (
     "the browser test needs Chromium and Playwright for Python: "
-    "`apt-get install chromium` and `pip install playwright` (or `pip install -e '.[dev]'`); "
+    "`apt-get install chromium libatomic1` (Playwright's driver needs the latter) and `pip install playwright` (or `pip install -e '.[dev]'`); "
     "no `playwright install` is needed, set $CHROMIUM if Chromium is not /usr/bin/chromium"
 )
 
@@ -40,6 +41,8 @@ def missing_browser() -> str | None:
         why = f"playwright is not importable; {INSTALL_HINT}"
     elif find_chromium() is None:
         why = f"no Chromium found; {INSTALL_HINT}"
+    elif ctypes.util.find_library("atomic") is None:  # the driver fails to start with no clear error
+        why = f"Playwright's driver (Node.js) cannot load libatomic.so.1; {INSTALL_HINT}"
     if why and os.environ.get("CI") == "true":
         raise RuntimeError(f"CI runs the browser tests, but {why}")
     return why

@@ -161,8 +161,8 @@ def test_a_final_is_a_function_of_its_audio() -> None:
     audio = np.frombuffer(pcm, np.int16)[HARD_START : HARD_START + HARD_SAMPLES].astype(np.float32) / 32768.0
     failing = {"compression_ratio_threshold": 0.1}
     sampling = LocalBackend(TranscriberSettings(temperature_fallback=True, **failing))
-    text, temps = generate_calls(sampling, audio)
-    assert text and len(temps) > 1 and max(temps) > 0, f"the fallback did not sample: {temps}"
+    _, temps = generate_calls(sampling, audio)
+    assert len(temps) > 1 and max(temps) > 0, f"the fallback did not sample: {temps}"
 
     backend = LocalBackend(TranscriberSettings(**failing))
     texts = set()
