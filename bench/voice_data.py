@@ -90,6 +90,9 @@ RECORDINGS = {
     "voice_espeak_pitch": ("espeak_us", ["espeak_scot", "espeak_m3", "espeak_029", "espeak_gb", "espeak_m6"]),
 }
 HARD = {"voice_espeak_pitch"}
+# The whole-stack tests' short recording (tests/data/voice/lock): its first lines only.
+RECORDINGS["voice_test"] = ("flite_rms", ["lj", "espeak_f2", "flite_slt"])
+SHORT = {"voice_test": 9}
 # LJSpeech clips: the lecturer "lj" enrols on the first two and lectures with the rest; as an
 # other speaker, lj says clips in turn. Their text is tiny.en's offline transcript
 # (tests/data/real_joined.json), LJ001-0009's is the corpus's own.
@@ -156,6 +159,7 @@ def build(name: str, out: Path, lj: LjClips, seed: int) -> None:
         lines.insert(2 + 3 * i, ("lecturer", text, cat))
     for i, text in enumerate(INTERJECT):  # after lecturer lines 1, 3, 5, ...: the 2nd and 5th glued on
         lines.insert(2 + 3 * i, ("other", text, "glued" if i in (1, 4) else None))
+    lines = lines[: SHORT.get(name, len(lines))]
     audio, segs, alerts, t = [], [], [], 0.0
     n_other = 0
     for who, text, tag in lines:

@@ -31,6 +31,11 @@ class StartMessage(Msg):
     course: str | None = Field(None, max_length=200)
     # The student's own names: saying one of them raises a `name` alert.
     names: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=10)
+    # The client's owner key (DESIGN.md "Access"); the voice lock looks the voice up under it.
+    owner: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{16,128}$")
+    # Voice lock: an enrolled voice of the owner (/api/voices); others' speech dropped or labelled.
+    voice: str | None = Field(None, max_length=64)
+    others: Literal["drop", "label"] = "drop"
 
 
 class StopMessage(Msg):
@@ -59,6 +64,8 @@ class TranscriptEvent(Msg):
     # Partials only: the leading part of `text` that two consecutive partials agreed on (LocalAgreement-2);
     # it will not change before the final. Absent on finals.
     stable: str | None = None
+    # Voice lock: who said it ("lecturer" | "other"); absent without a lock.
+    speaker: Literal["lecturer", "other"] | None = None
 
 
 AlertCategory = Literal[
@@ -101,6 +108,8 @@ class SessionConfig(Msg):
     course: str | None = None
     partials: bool = True  # uploads: nobody watches partial results, so none are made
     names: list[str] = Field(default_factory=list)  # `name` alerts
+    voice: str | None = None  # voice lock: the enrolled voice's id (its embedding: SessionOpened)
+    others: Literal["drop", "label"] = "drop"
 
 
 class SessionOpened(Msg):
@@ -110,6 +119,7 @@ class SessionOpened(Msg):
     sid: str
     config: SessionConfig
     owner: str | None = None  # SHA-256 hex of the owner key that started it; None: no owner
+    voiceprint: str | None = None  # voice lock: base64 of the voice's 256 float32 (config.voice)
 
 
 class AudioChunk(Msg):
@@ -139,6 +149,7 @@ class SegmentJob(Msg):
     rev: int = 0  # partials: the how-many-th partial of this segment; a newer one makes it stale
     config: SessionConfig
     pcm: bytes = Field(b"", exclude=True)
+    speaker: Literal["lecturer", "other"] | None = None  # voice lock: who the VAD says speaks
 
 
 class TranscriptRecord(Msg):
@@ -225,6 +236,6 @@ def from_fields(fields: dict[bytes, bytes]) -> Msg:
 
 def to_client_json(msg: Msg) -> str:
     """A server-to-client message as the JSON text of a WebSocket frame (finals carry no `stable`)."""
-    if isinstance(msg, TranscriptEvent) and msg.stable is None:
-        return msg.model_dump_json(exclude={"stable"})
+    if isinstance(msg, TranscriptEvent):  # `stable` and `speaker` only when they say something
+        return msg.model_dump_json(exclude={k for k in ("stable", "speaker") if getattr(msg, k) is None})
     return msg.model_dump_json()

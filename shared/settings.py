@@ -118,6 +118,10 @@ class VadSettings(CommonSettings):
     vad_idle_timeout_s: float = 120.0  # a session with no audio this long is ended (its client is gone)
     partial_interval_s: float = 1.0
     partial_min_speech_s: float = 0.5
+    # Voice lock (services/voice/lock.py; calibrated with bench/voice.py, see README "Voice lock")
+    voice_threshold: float = 0.7  # a stretch whose pooled score is below: another speaker
+    voice_window_threshold: float = 0.55  # a 1-s window below: a candidate change of speaker
+    voice_min_run: int = 2  # windows a change of speaker must last inside an utterance
 
 
 class TranscriberSettings(CommonSettings):

@@ -96,7 +96,7 @@ class AlertsWorker(StreamWorker):
         det: Detector | None = None  # built only when needed: a VadDone may come before any transcript
         while f"buf:{nxt}" in h:
             t = json.loads(h[f"buf:{nxt}"])
-            if t["text"]:
+            if t["text"] and t.get("speaker") != "other":  # voice lock: others announce nothing
                 det = det or self.detector(h)
                 alerts += await asyncio.to_thread(det.feed, nxt, t["start"], t["text"])  # may call a model
             fed.append(f"buf:{nxt}")

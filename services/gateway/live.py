@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from services.gateway import security
+from services.gateway import security, voices
 from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
 from shared import metrics
 from shared.messages import (
@@ -171,11 +171,11 @@ class LiveSession:
             started_at=time.time(),
             names=[n.strip() for n in start.names if n.strip()],
         )
-        await self.store.create(self.sid, config)
         self.send(SessionEvent(session=self.sid))
-        await xadd(
-            self.r, self.s.sessions_stream, SessionOpened(sid=self.sid, config=config), self.s.stream_maxlen
-        )
+        voiceprint = await voices.lock_for(self, start, config)  # after `session`: it may send an error
+        await self.store.create(self.sid, config)
+        opened = SessionOpened(sid=self.sid, config=config, voiceprint=voiceprint)
+        await xadd(self.r, self.s.sessions_stream, opened, self.s.stream_maxlen)
         self.tasks.append(asyncio.create_task(self.relay(self.sid)))
         log.info("sid=%s opened language=%s keywords=%d", self.sid, config.language, len(config.keywords))
 

@@ -21,10 +21,12 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import re
 import secrets
 import time
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -35,7 +37,13 @@ from services.gateway import app as gateway  # module, not names: app.py imports
 from services.gateway.uploads import decodable_frames
 from services.voice.embedder import EMBEDDING_DIM, Embedder
 from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
+from shared.messages import SessionConfig, StartMessage
 from shared.streams import REDIS_DOWN
+
+if TYPE_CHECKING:
+    from services.gateway.live import LiveSession
+
+log = logging.getLogger(__name__)
 
 OWNER_HEADER = "X-ClassRec-Owner"
 OWNER_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -209,3 +217,19 @@ async def voice_for(r: aioredis.Redis, owner_key: str | None, voice: str) -> str
     if len(base64.b64decode(emb)) != 4 * EMBEDDING_DIM:
         return None
     return emb
+
+
+async def lock_for(session: LiveSession, start: StartMessage, config: SessionConfig) -> str | None:
+    """A live start with `voice`: the voiceprint for the VAD, `config` marked locked; an unknown voice
+    gets `unknown_voice` and the session goes on without a lock (nothing of it is lost)."""
+    if not start.voice:
+        return None
+    voiceprint = await voice_for(session.r, start.owner, start.voice)
+    if voiceprint is None:
+        session.error(
+            "unknown_voice", "no such voice of this owner; the session goes on without a voice lock"
+        )
+        return None
+    config.voice, config.others = start.voice, start.others
+    log.info("sid=%s voice lock voice=%s others=%s", session.sid, start.voice, start.others)
+    return voiceprint

@@ -157,7 +157,9 @@ class TranscriberWorker(StreamWorker):
         pieces, dropped, took = await self.decode(job)
         text = drop_doubled(" ".join(p.text.strip() for p in pieces))
         start, end = timed_span(job, pieces)
-        event = TranscriptEvent(segment=job.segment, start=start, end=end, text=text, final=True)
+        event = TranscriptEvent(
+            segment=job.segment, start=start, end=end, text=text, final=True, speaker=job.speaker
+        )
         record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.xadd(self.cfg.events_key(job.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
@@ -202,7 +204,9 @@ class TranscriberWorker(StreamWorker):
         if not isinstance(msg, SegmentJob) or not msg.final:
             return
         error = ErrorEvent(code="segment_failed", message=f"segment {msg.segment} could not be transcribed")
-        event = TranscriptEvent(segment=msg.segment, start=msg.start, end=msg.end, text="", final=True)
+        event = TranscriptEvent(
+            segment=msg.segment, start=msg.start, end=msg.end, text="", final=True, speaker=msg.speaker
+        )
         record = TranscriptRecord(sid=msg.sid, transcript=event, config=msg.config)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.xadd(self.cfg.events_key(msg.sid), to_fields(error), maxlen=self.cfg.stream_maxlen)

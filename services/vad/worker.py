@@ -23,6 +23,8 @@ import redis.asyncio as aioredis
 from services.vad import checkpoint
 from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
+from services.vad.voicelock import SessionLock, decode_voice
+from services.voice.lock import OTHER, LockConfig
 from shared import metrics
 from shared.messages import (
     SAMPLE_RATE,
@@ -32,6 +34,8 @@ from shared.messages import (
     SegmentJob,
     SessionConfig,
     SessionOpened,
+    TranscriptEvent,
+    TranscriptRecord,
     VadDone,
     from_fields,
     to_fields,
@@ -57,6 +61,12 @@ class SessionState:
     partial_rev: int = 0
     last_audio: float = field(default_factory=time.monotonic)
     checkpointed: float = 0.0
+    lock: SessionLock | None = None  # voice lock
+    extra: int = 0  # segments beyond one per utterance (the lock cut an utterance into speakers' pieces)
+
+    def index(self, utt_index: int) -> int:
+        """The segment number of the segmenter's utterance `utt_index` (its first piece)."""
+        return utt_index + self.extra
 
     def fields(self) -> dict[str, bytes | str]:
         seg_meta, buf = self.segmenter.state()
@@ -66,14 +76,19 @@ class SessionState:
             "partial_end": self.partial_end,
             "partial_rev": self.partial_rev,
             "segmenter": seg_meta,
+            "extra": self.extra,
+            **({"lock": self.lock.state()} if self.lock else {}),
         }
         return {"last_id": self.last_id, "meta": json.dumps(meta), "buf": buf, **self.vad.state()}
 
     @classmethod
-    def restore(cls, sid: str, raw: dict, vad: StreamingVad, cfg: SegmenterConfig) -> SessionState:
+    def restore(
+        cls, sid: str, raw: dict, vad: StreamingVad, cfg: SegmenterConfig, lock_cfg: LockConfig
+    ) -> SessionState:
         meta = json.loads(raw["meta"])
         vad.restore({k: raw[k] for k in ("h", "c", "context", "pending")})
         seg = Segmenter.from_state(cfg, meta["segmenter"], raw["buf"])
+        lock = SessionLock.restore(meta["lock"], lock_cfg) if "lock" in meta else None
         return cls(
             sid,
             SessionConfig(**meta["config"]),
@@ -83,6 +98,8 @@ class SessionState:
             meta["samples"],
             meta["partial_end"],
             meta["partial_rev"],
+            lock=lock,
+            extra=meta.get("extra", 0),
         )
 
 
@@ -100,6 +117,9 @@ class VadWorker(StreamWorker):
             pad_s=settings.vad_pad_s,
             min_speech_s=settings.vad_min_speech_s,
             max_utterance_s=settings.vad_max_utterance_s,
+        )
+        self.lock_cfg = LockConfig(
+            settings.voice_threshold, settings.voice_window_threshold, settings.voice_min_run
         )
         self.leases = checkpoint.Leases(r, self.consumer, int(settings.vad_lease_s * 1000))
         self.sessions: dict[str, SessionState] = {}
@@ -123,6 +143,11 @@ class VadWorker(StreamWorker):
         if msg.sid in self.sessions or not await self.leases.take(msg.sid):
             return  # a redelivery: this or another replica already has it
         state = SessionState(msg.sid, msg.config, StreamingVad(self.model), Segmenter(self.seg_cfg))
+        if msg.voiceprint:
+            try:
+                state.lock = SessionLock(decode_voice(msg.voiceprint), msg.config.others, self.lock_cfg)
+            except ValueError as e:
+                log.error("sid=%s voice lock off: bad voiceprint (%s)", msg.sid, e)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.sadd(checkpoint.LIVE_SET, msg.sid)
             self.write_checkpoint(pipe, state)
@@ -188,14 +213,10 @@ class VadWorker(StreamWorker):
         """Write the utterances and the state after them in one transaction."""
         async with self.r.pipeline(transaction=True) as pipe:
             for utt in utts:
-                job = self.job(state, utt.index, utt.start, utt.audio, final=True)
-                pipe.xadd(
-                    self.cfg.segments_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
-                )
-                pipe.hset(self.cfg.partials_key(state.sid), str(utt.index), "final")
-                pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
+                for seg, start, audio, speaker in self.pieces(state, utt):
+                    self.write_final(pipe, state, seg, start, audio, speaker)
             if done:
-                n = state.segmenter.next_index
+                n = state.index(state.segmenter.next_index)
                 pipe.xadd(
                     self.cfg.transcripts_stream,
                     to_fields(VadDone(sid=state.sid, segments=n)),
@@ -218,6 +239,43 @@ class VadWorker(StreamWorker):
                 utt.end / SAMPLE_RATE,
             )
 
+    def pieces(self, state: SessionState, utt: Utterance) -> list[tuple[int, int, np.ndarray, str | None]]:
+        """(segment, start sample, audio, speaker) of the utterance: one piece without a voice lock."""
+        seg = state.index(utt.index)
+        if state.lock is None:
+            return [(seg, utt.start, utt.audio, None)]
+        out = []
+        for i, p in enumerate(state.lock.split(utt.start, utt.audio)):
+            out.append((seg + i, utt.start + p.start, utt.audio[p.start : p.end], p.speaker))
+            log.info("sid=%s seg=%d speaker=%s score=%.3f", state.sid, seg + i, p.speaker, p.score)
+        state.extra += len(out) - 1
+        return out
+
+    def write_final(
+        self,
+        pipe: aioredis.client.Pipeline,
+        state: SessionState,
+        seg: int,
+        start: int,
+        audio: np.ndarray,
+        speaker: str | None,
+    ) -> None:
+        """A final to transcribe; or, for another speaker with `others: drop`, its empty final."""
+        if speaker == OTHER and state.config.others == "drop":
+            t0, t1 = round(start / SAMPLE_RATE, 3), round((start + len(audio)) / SAMPLE_RATE, 3)
+            event = TranscriptEvent(segment=seg, start=t0, end=t1, text="", final=True, speaker=OTHER)
+            record = TranscriptRecord(sid=state.sid, transcript=event, config=state.config)
+            pipe.xadd(self.cfg.events_key(state.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
+            pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
+        else:
+            job = self.job(state, seg, start, audio, final=True)
+            job.speaker = speaker  # type: ignore[assignment]
+            pipe.xadd(
+                self.cfg.segments_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
+            )
+        pipe.hset(self.cfg.partials_key(state.sid), str(seg), "final")
+        pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
+
     async def stop(self, state: SessionState) -> None:
         await self.emit(state, state.segmenter.flush(), done=True)
         del self.sessions[state.sid]
@@ -225,7 +283,7 @@ class VadWorker(StreamWorker):
         log.info(
             "sid=%s audio ended segments=%d audio_s=%.1f",
             state.sid,
-            state.segmenter.next_index,
+            state.index(state.segmenter.next_index),
             state.samples / SAMPLE_RATE,
         )
 
@@ -242,7 +300,9 @@ class VadWorker(StreamWorker):
             or len(audio) < self.cfg.partial_min_speech_s * SAMPLE_RATE
         ):
             return
-        seg = state.segmenter.next_index
+        if state.lock is not None and not state.lock.partial_ok(start, audio):
+            return  # another speaker in the open utterance: no partial of it (others: drop)
+        seg = state.index(state.segmenter.next_index)
         state.partial_rev += 1
         state.partial_end = end
         job = self.job(state, seg, start, audio, final=False, rev=state.partial_rev)
@@ -297,13 +357,13 @@ class VadWorker(StreamWorker):
             if raw is None:
                 await self.leases.release(sid)
                 continue
-            state = SessionState.restore(sid, raw, StreamingVad(self.model), self.seg_cfg)
+            state = SessionState.restore(sid, raw, StreamingVad(self.model), self.seg_cfg, self.lock_cfg)
             self.sessions[sid] = state
             log.warning(
                 "sid=%s taken over from checkpoint last_id=%s seg=%d",
                 sid,
                 state.last_id,
-                state.segmenter.next_index,
+                state.index(state.segmenter.next_index),
             )
 
     async def shutdown(self) -> None:
