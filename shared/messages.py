@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 SAMPLE_RATE = 16_000
 
@@ -42,7 +42,27 @@ class StopMessage(Msg):
     type: Literal["stop"] = "stop"
 
 
-ClientMessage = Annotated[StartMessage | StopMessage, Field(discriminator="type")]
+MAX_FLAG_SPAN_S = 600.0
+
+
+class FlagMessage(Msg):
+    """A bookmark or a doubt at a moment of session audio (seconds), with an optional note."""
+
+    type: Literal["flag"] = "flag"
+    start: float = Field(ge=0, le=7 * 86400)
+    end: float = Field(ge=0, le=7 * 86400)
+    note: str = Field("", max_length=500)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FlagMessage:
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
+        if self.end - self.start > MAX_FLAG_SPAN_S:
+            raise ValueError(f"a flag spans at most {MAX_FLAG_SPAN_S:.0f} s")
+        return self
+
+
+ClientMessage = Annotated[StartMessage | StopMessage | FlagMessage, Field(discriminator="type")]
 client_message = TypeAdapter(ClientMessage)
 
 
@@ -66,6 +86,8 @@ class TranscriptEvent(Msg):
     stable: str | None = None
     # Voice lock: who said it ("lecturer" | "other"); absent without a lock.
     speaker: Literal["lecturer", "other"] | None = None
+    # Finals only, when the backend gives word timings: [start, end, word] in session seconds.
+    words: list[tuple[float, float, str]] | None = None
 
 
 AlertCategory = Literal[
@@ -82,6 +104,16 @@ class AlertEvent(Msg):
     date: str | None = None  # YYYY-MM-DD
     time: str | None = None  # HH:MM
     title: str | None = None
+
+
+class FlagEvent(Msg):
+    """A flag the server keeps with the session (the answer to a client's `flag`)."""
+
+    type: Literal["flag"] = "flag"
+    id: str
+    start: float
+    end: float
+    note: str = ""
 
 
 class ErrorEvent(Msg):
@@ -197,6 +229,7 @@ StreamMessage = Annotated[
     SessionEvent
     | TranscriptEvent
     | AlertEvent
+    | FlagEvent
     | ErrorEvent
     | EndEvent
     | SessionOpened
@@ -211,7 +244,7 @@ StreamMessage = Annotated[
     Field(discriminator="type"),
 ]
 _stream_message = TypeAdapter(StreamMessage)
-CLIENT_EVENTS = {"session", "transcript", "alert", "error", "end"}
+CLIENT_EVENTS = {"session", "transcript", "alert", "flag", "error", "end"}
 
 
 def to_fields(msg: Msg) -> dict[str, bytes | str]:
@@ -235,7 +268,10 @@ def from_fields(fields: dict[bytes, bytes]) -> Msg:
 
 
 def to_client_json(msg: Msg) -> str:
-    """A server-to-client message as the JSON text of a WebSocket frame (finals carry no `stable`)."""
-    if isinstance(msg, TranscriptEvent):  # `stable` and `speaker` only when they say something
-        return msg.model_dump_json(exclude={k for k in ("stable", "speaker") if getattr(msg, k) is None})
+    """A server-to-client message as the JSON text of a WebSocket frame (finals carry no `stable`;
+    `speaker` and `words` only when they say something)."""
+    if isinstance(msg, TranscriptEvent):
+        return msg.model_dump_json(
+            exclude={k for k in ("stable", "speaker", "words") if getattr(msg, k) is None}
+        )
     return msg.model_dump_json()

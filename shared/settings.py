@@ -88,6 +88,7 @@ class GatewaySettings(CommonSettings):
     max_messages_per_s: float = 50.0  # frames per connection, sustained (token bucket)
     max_messages_burst: int = 200  # frames per connection in a burst
     trust_forwarded_for: bool = False  # client address from X-Forwarded-For (behind a reverse proxy only)
+    max_flags_per_session: int = 500  # bookmarks and doubts a session keeps (services/gateway/flags.py)
 
     @field_validator("auth_token", mode="before")
     @classmethod

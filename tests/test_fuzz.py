@@ -40,7 +40,7 @@ def classify_text(text: str) -> str:
     except ValueError:
         return "bad_json"
     kind = raw.get("type") if isinstance(raw, dict) else None
-    return "skip" if kind in ("start", "stop") else "unknown_type"
+    return "skip" if kind in ("start", "stop", "flag") else "unknown_type"
 
 
 VALID = [
@@ -53,7 +53,7 @@ truncated = st.sampled_from(VALID).flatmap(
     lambda v: st.integers(1, len(v) - 1).map(lambda k: ("bad_json", v[:k]))
 )
 unknown = st.one_of(
-    st.fixed_dictionaries({"type": st.text(max_size=8).filter(lambda t: t not in ("start", "stop"))}),
+    st.fixed_dictionaries({"type": st.text(max_size=8).filter(lambda t: t not in ("start", "stop", "flag"))}),
     st.integers(),
     st.lists(st.integers(), max_size=3),
     st.none(),

@@ -40,8 +40,9 @@ from aiohttp import web
 from services.gateway import app as gateway  # module, not names: app.py imports this module
 from services.gateway import archived
 from services.gateway.calendar import CATEGORY_NAMES, clock
+from services.gateway.flag_formats import flag_cues, flags_json, md_flags, vtt_note
 from services.gateway.sessions import SID_RE, SessionStore
-from shared.messages import AlertEvent, Msg, TranscriptEvent, from_fields
+from shared.messages import AlertEvent, FlagEvent, Msg, TranscriptEvent, from_fields
 from shared.streams import REDIS_DOWN
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ TALLY_CACHE_SIZE = 2000  # sessions whose counts a gateway remembers
 TALLY_CONCURRENCY = 8  # event streams read at once for one list
 LINE_CHARS, CUE_LINES = 42, 2  # subtitle lines: characters per line, lines per cue
 MIN_CUE_MS = 100
-EVENT_TYPES = (b"transcript", b"alert")
+EVENT_TYPES = (b"transcript", b"alert", b"flag")
 MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
 
@@ -158,6 +159,8 @@ class Record:
     alerts: list[AlertEvent] = field(default_factory=list)
     first_id: bytes | None = None
     _seen_alerts: set[tuple] = field(default_factory=set)
+    flags_by_id: dict[str, FlagEvent] = field(default_factory=dict)
+    base_url: str | None = None  # the page's address, for links into the playback (Markdown)
 
     def add(self, entry_id: bytes, msg: Msg | None) -> None:
         self.first_id = self.first_id or entry_id
@@ -166,6 +169,13 @@ class Record:
         elif isinstance(msg, AlertEvent) and alert_ident(msg) not in self._seen_alerts:
             self._seen_alerts.add(alert_ident(msg))
             self.alerts.append(msg)
+        elif isinstance(msg, FlagEvent):
+            self.flags_by_id.setdefault(msg.id, msg)
+
+    @property
+    def flags(self) -> list[FlagEvent]:
+        """The session's flags (bookmarks and doubts), by time."""
+        return sorted(self.flags_by_id.values(), key=lambda f: (f.start, f.end, f.id))
 
     @property
     def lines(self) -> list[TranscriptEvent]:
@@ -290,8 +300,12 @@ def detail_json(entry: Entry, record: Record) -> dict[str, Any]:
         "created": iso(entry.created if entry.created is not None else record.started),
         "config": entry.config,
         "duration": round(record.duration, 3),
-        "transcript": [f.model_dump(include={"segment", "start", "end", "text"}) for f in record.lines],
+        "transcript": [
+            f.model_dump(include={"segment", "start", "end", "text", "words"}, exclude_none=True)
+            for f in record.lines
+        ],
         "alerts": [a.model_dump(exclude={"type"}) for a in sorted(record.alerts, key=lambda a: a.segment)],
+        "flags": flags_json(record.flags, record.lines),
     }
 
 
@@ -371,6 +385,7 @@ async def transcript_file(request: web.Request) -> web.Response:
     if ext not in FORMATS:
         raise http_error(web.HTTPNotFound, f"unknown format {ext!r}: use txt, srt, vtt or md")
     entry, record = await load(request)
+    record.base_url = f"{request.scheme}://{request.host}"
     content_type, render = FORMATS[ext]
     return web.Response(
         text=render(entry, record),
@@ -427,8 +442,12 @@ def timestamp(ms: int, sep: str) -> str:
     return f"{hh:02d}:{mm:02d}:{ss:02d}{sep}{ms:03d}"
 
 
-def cues(record: Record) -> list[Cue]:
-    return [cue for final in record.lines for cue in split_cues(final)]
+def cues(record: Record, with_flags: bool = True) -> list[Cue]:
+    """The transcript's cues, and (for .srt) a cue per flag, in time order."""
+    out = [cue for final in record.lines for cue in split_cues(final)]
+    if with_flags:
+        out += [Cue(*c) for c in flag_cues(record.flags)]
+    return sorted(out, key=lambda c: c.start_ms)
 
 
 def render_srt(entry: Entry, record: Record) -> str:
@@ -445,9 +464,14 @@ def vtt_escape(text: str) -> str:
 
 def render_vtt(entry: Entry, record: Record) -> str:
     blocks = [f"WEBVTT\n\nNOTE ClassRec session {entry.sid}\n"]
-    for n, c in enumerate(cues(record), 1):
+    notes = [(round(f.start * 1000), f) for f in record.flags]  # flags as NOTE blocks, in time order
+    for n, c in enumerate(cues(record, with_flags=False), 1):
+        while notes and notes[0][0] <= c.start_ms:
+            ms, flag = notes.pop(0)
+            blocks.append(vtt_note(flag, record.lines, timestamp(ms, ".")))
         timing = f"{timestamp(c.start_ms, '.')} --> {timestamp(c.end_ms, '.')}"
         blocks.append(f"{n}\n{timing}\n" + "\n".join(vtt_escape(line) for line in c.lines) + "\n")
+    blocks += [vtt_note(flag, record.lines, timestamp(ms, ".")) for ms, flag in notes]
     return "\n".join(blocks)
 
 
@@ -532,6 +556,8 @@ def render_md(entry: Entry, record: Record) -> str:
     alerts = sorted(record.alerts, key=lambda a: a.segment)
     out = md_heading(entry, record) + ["", "## Alerts", ""]
     out += [md_alert(a) for a in alerts] or ["_No alerts._"]
+    if record.flags:
+        out += ["", *md_flags(entry.sid, record.flags, record.lines, record.base_url)]
     out += ["", "## Transcript", ""]
     by_segment: dict[int, list[str]] = {}
     for a in alerts:

@@ -20,6 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from services.gateway import security, voices
+from services.gateway.flags import FlagStore, TooManyFlags
 from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
 from shared import metrics
 from shared.messages import (
@@ -29,6 +30,7 @@ from shared.messages import (
     AudioStop,
     EndEvent,
     ErrorEvent,
+    FlagMessage,
     Msg,
     SessionConfig,
     SessionEvent,
@@ -210,8 +212,10 @@ class LiveSession:
         except json.JSONDecodeError as e:
             return self.error("bad_json", f"text frame is not JSON: {e.msg}")
         kind = raw.get("type") if isinstance(raw, dict) else None
-        if kind not in ("start", "stop"):
-            return self.error("unknown_type", f"unknown message type {kind!r}: expected 'start' or 'stop'")
+        if kind not in ("start", "stop", "flag"):
+            return self.error(
+                "unknown_type", f"unknown message type {kind!r}: expected 'start', 'stop' or 'flag'"
+            )
         try:
             msg = client_message.validate_python(raw)
         except ValidationError as e:
@@ -222,6 +226,21 @@ class LiveSession:
             await self.open(msg)
         elif isinstance(msg, StopMessage):
             await self.on_stop()
+        elif isinstance(msg, FlagMessage):
+            await self.on_flag(msg)
+
+    async def on_flag(self, msg: FlagMessage) -> None:
+        """Keep a flag with the session; the relay sends it back as the confirmation (a resend of a
+        flag already kept is confirmed here, since its event was relayed before)."""
+        if self.sid is None:
+            return self.error("bad_message", "flag before the session started: send start or audio first")
+        try:
+            flag, new = await FlagStore(self.r, self.s).add(self.sid, msg)
+        except TooManyFlags as e:
+            return self.error("too_many_flags", str(e))
+        if not new:
+            self.send(flag)
+        log.info("sid=%s flag id=%s start=%.2f end=%.2f new=%s", self.sid, flag.id, flag.start, flag.end, new)
 
     async def on_stop(self) -> None:
         if self.stopped:

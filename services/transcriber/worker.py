@@ -41,6 +41,18 @@ def build_prompt(lecture_prompt: str, session_prompt: str, keywords: list[str], 
     return " ".join(p for p in parts if p)
 
 
+def session_words(job: SegmentJob, pieces: list[Piece]) -> list[tuple[float, float, str]] | None:
+    """The words of a final in session seconds (within the utterance), or None without word timings."""
+    words = [w for p in pieces for w in p.words if w[2].strip()]
+    if not words:
+        return None
+    out = []
+    for s, e, word in words:
+        start = round(min(job.end, job.start + max(0.0, s)), 2)
+        out.append((start, round(max(start, min(job.end, job.start + e)), 2), word.strip()))
+    return out
+
+
 def timed_span(job: SegmentJob, pieces: list[Piece]) -> tuple[float, float]:
     """Session times of the first and last word, when the backend gave word timings."""
     words = [w for p in pieces for w in p.words]
@@ -157,8 +169,9 @@ class TranscriberWorker(StreamWorker):
         pieces, dropped, took = await self.decode(job)
         text = drop_doubled(" ".join(p.text.strip() for p in pieces))
         start, end = timed_span(job, pieces)
+        words = session_words(job, pieces) if text else None
         event = TranscriptEvent(
-            segment=job.segment, start=start, end=end, text=text, final=True, speaker=job.speaker
+            segment=job.segment, start=start, end=end, text=text, final=True, speaker=job.speaker, words=words
         )
         record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
         async with self.r.pipeline(transaction=True) as pipe:

@@ -11,6 +11,7 @@
 import { AlertsView, Beeper, Notifier, alertTitle, categoryLabel } from "./alerts.js";
 import { MicCapture } from "./capture.js";
 import { TranscribeConnection, transcribeUrl } from "./connection.js";
+import { FlagsController } from "./flags.js";
 import { HistoryPanel } from "./history.js";
 import { Notices } from "./notices.js";
 import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
@@ -54,6 +55,25 @@ const uploads = new UploadPanel($("upload"), {
 
 /** The current recording, or null before the first Start. */
 let rec = null;
+
+// Bookmarks and doubts on the live transcript (flags.js): sent on the recording's connection.
+const flags = new FlagsController({
+  transcriptRoot: ui.transcript,
+  listRoot: $("flags"),
+  countEl: $("flag-count"),
+  send: (msg) => Boolean(rec && rec.conn && rec.conn.sendJson(msg)),
+  now: () => (rec && rec.phase !== "ended" ? rec.sentSeconds : 0),
+  quote: (start, end) =>
+    transcript
+      .toJSON()
+      .filter((t) => t.final && t.part === transcript.part && t.end >= start && t.start <= end)
+      .map((t) => t.text)
+      .join(" "),
+});
+flags.addEventListener("select", (e) => {
+  const at = transcript.toJSON().find((t) => t.part === transcript.part && t.end >= e.detail.start);
+  if (at) transcript.reveal(at.segment, at.part);
+});
 
 // --- elapsed time (recorded time: pauses excluded) ------------------------------------------------
 
@@ -99,6 +119,7 @@ function onStart() {
   saveSettings(settings);
   transcript.clear();
   alerts.clear();
+  flags.clear();
   notices.clear();
   ui.sessionId.textContent = "";
   ui.micLabel.textContent = "";
@@ -144,6 +165,7 @@ function onMicReady(r) {
   conn.addEventListener("session", (e) => onSession(r, e.detail));
   conn.addEventListener("transcript", (e) => onTranscript(e.detail));
   conn.addEventListener("alert", (e) => onAlert(r, e.detail));
+  conn.addEventListener("flag", (e) => flags.confirm(e.detail));
   conn.addEventListener("error", (e) => notices.show(e.detail.message || "Server error", { code: e.detail.code || "error" }));
   conn.addEventListener("end", () => onEnd(r));
   conn.addEventListener("notice", (e) => notices.show(e.detail.message, { kind: "warning", code: e.detail.code }));
@@ -234,6 +256,7 @@ function onConnectionState(r) {
 
 function onSession(r, msg) {
   ui.sessionId.textContent = msg.session;
+  if (msg.resumed) flags.resendPending(); // a flag sent just before the drop may not have arrived
   if (msg.previous && !msg.resumed) {
     transcript.beginPart(`New session ${msg.session}`);
     notices.show("The server could not resume the previous session; a new one was started.", {
@@ -245,6 +268,7 @@ function onSession(r, msg) {
 
 function onTranscript(msg) {
   const el = transcript.update(msg);
+  if (el && msg.final) flags.render();
   if (el) {
     const alert = alerts.alerts.find((a) => a.part === transcript.part && Number(a.segment) === Number(msg.segment));
     if (alert) transcript.markAlert(alert.segment, alert.part, alert.category);
@@ -420,6 +444,7 @@ window.classrec = {
   alerts,
   notices,
   history: pastLectures,
+  flags,
   uploads,
   get recording() {
     return rec;

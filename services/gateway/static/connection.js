@@ -7,6 +7,7 @@
 //   conn.addEventListener("notice", (e) => e.detail);         // client-side warnings {code, message}
 //   conn.open();
 //   conn.sendAudio(arrayBuffer);   // queued while not connected (sent in order once connected)
+//   conn.sendJson({type: "flag", ...}); // now, or right after the next (re)connection's start
 //   conn.stop();                   // sends {"type":"stop"} after all queued audio; waits for "end"
 //   conn.close();                  // gives up immediately
 //
@@ -38,6 +39,7 @@ export class TranscribeConnection extends EventTarget {
     this.sessionId = null;
     this.ws = null;
     this.outbox = []; // ArrayBuffers not yet handed to the socket
+    this.textQueue = []; // JSON messages (flags) waiting for a connection
     this.outboxBytes = 0;
     this.droppedBytes = 0;
     this.stopRequested = false;
@@ -73,6 +75,14 @@ export class TranscribeConnection extends EventTarget {
       }
       this.droppedBytes += dropped.byteLength;
     }
+  }
+
+  /** Sends a JSON text message (a flag): now when connected, else after the next start. */
+  sendJson(msg) {
+    if (this.ended || this.closedByClient || this.state === "failed") return false;
+    if (this._isOpen()) this.ws.send(JSON.stringify(msg));
+    else this.textQueue.push(msg);
+    return true;
   }
 
   /** End of audio: {"type":"stop"} goes after everything queued; the server answers with "end". */
@@ -117,6 +127,7 @@ export class TranscribeConnection extends EventTarget {
       const start = { type: "start", ...this.start };
       if (this.sessionId) start.session = this.sessionId;
       ws.send(JSON.stringify(start));
+      for (const msg of this.textQueue.splice(0)) ws.send(JSON.stringify(msg));
       this._setState("open");
       this._flush();
     };

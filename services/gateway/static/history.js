@@ -9,6 +9,7 @@
 // and link keeps the page's ?token=.
 
 import { alertTitle, alertWhen, categoryLabel } from "./alerts.js";
+import { flagListView, markFlagged } from "./flags.js";
 import { formatClock, h } from "./util.js";
 
 export const DOWNLOADS = [
@@ -190,7 +191,10 @@ export class HistoryPanel {
       h("button", { type: "button", class: "btn btn-small", onclick: () => this.close() }, "Close"),
     );
     const links = h("div", { class: "history-links" }, ...this.downloads(session.id));
-    this.view.replaceChildren(head, links, this.alertList(session), this.transcriptView(session));
+    const transcript = this.transcriptView(session);
+    markFlagged(transcript, session.flags);
+    const flags = flagListView(session.flags, (f) => this.revealTime(f.start));
+    this.view.replaceChildren(head, links, this.alertList(session), flags, transcript);
   }
 
   alertList(session) {
@@ -221,13 +225,20 @@ export class HistoryPanel {
       const text = String(t.text).split(/\s+/).filter(Boolean).join(" ");
       return h(
         "p",
-        { class: "history-seg", dataset },
+        { class: "history-seg", dataset: { ...dataset, start: t.start, end: t.end } },
         h("span", { class: "ts" }, formatClock(t.start)),
         h("span", { class: "text" }, highlighted(text, alerts.map((a) => a.text))),
       );
     });
     if (!lines.length) lines.push(h("p", { class: "empty-hint" }, "Nothing was transcribed."));
     return h("div", { class: "history-transcript", tabindex: 0, "aria-label": "Transcript (read-only)" }, lines);
+  }
+
+  /** Scrolls to the paragraph said at `seconds`. */
+  revealTime(seconds) {
+    const segs = [...this.view.querySelectorAll(".history-seg[data-start]")];
+    const el = segs.find((s) => Number(s.dataset.end) >= seconds) || segs[segs.length - 1];
+    if (el) this.reveal(el.dataset.segment);
   }
 
   reveal(segment) {
