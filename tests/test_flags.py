@@ -120,3 +120,34 @@ async def test_flag_confirmed_replayed_on_resume_and_exported(client: TestClient
     vtt = await (await client.get(f"/api/sessions/{sid}/transcript.vtt")).text()
     note = "NOTE ⚑ flag at 00:00:10.500 note: didn't get this “Krebs cycle”\n"
     assert note in vtt and vtt.index(note) < vtt.index("00:00:20.000 -->"), "the note sits at its moment"
+
+
+async def test_archived_lecture_keeps_its_flags_and_words(
+    r: aioredis.Redis, redis_url: str, fresh_database_url: str
+) -> None:
+    """An ended session read from the archive still shows the flags kept with it, and its words."""
+    from aiohttp.test_utils import TestServer
+
+    from services.gateway.app import make_app
+    from shared.archive import Archive
+    from shared.db import connect_pool
+    from shared.messages import SessionConfig
+
+    sid = secrets.token_urlsafe(12)
+    pool = await connect_pool(fresh_database_url, max_size=2)
+    try:
+        archive = Archive(pool)
+        await archive.open_session(sid, None, SessionConfig(started_at=1_700_000_000.0))
+        await archive.add_final(sid, SessionConfig(), FINAL)
+        await archive.end_session(sid, 1)
+        settings = GatewaySettings(redis_url=redis_url, database_url=fresh_database_url)
+        kept, _ = await FlagStore(r, settings).add(sid, flag(10.4, 11.5, "ask in office hours"))
+        async with TestClient(TestServer(make_app(settings))) as c:
+            detail = await (await c.get(f"/api/sessions/{sid}")).json()
+            md = await (await c.get(f"/api/sessions/{sid}/transcript.md")).text()
+    finally:
+        await pool.close()
+    assert detail["status"] == "ended"
+    assert [(f["id"], f["text"]) for f in detail["flags"]] == [(kept.id, "Krebs cycle")]
+    assert detail["transcript"][0]["words"] == [list(w) for w in WORDS]
+    assert "**ask in office hours** — “Krebs cycle”" in md

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
 from services.gateway import history
+from services.gateway.flags import FlagStore
 from shared.archive import DB_DOWN, Archive, ArchivedSession
 from shared.db import connect_pool
 
@@ -72,6 +73,11 @@ async def record(app: web.Application, row: ArchivedSession) -> tuple[history.En
     for final in await archive.finals(row.sid):
         rec.finals[final.segment] = final
     rec.alerts = await archive.alerts(row.sid)
+    # Flags are kept by the gateway (flags.py) with the session in Redis; the archive has a table for
+    # them but no writer yet, so they are read from there (as long as SESSION_RETENTION_S keeps them).
+    app_r, app_s = app[gateway.REDIS], app[gateway.SETTINGS]
+    for flag in await FlagStore(app_r, app_s).list(row.sid):
+        rec.flags_by_id.setdefault(flag.id, flag)
     return entry_of(row), rec
 
 
