@@ -37,8 +37,15 @@ def service_commands(transcribers: int, archive: bool = False) -> dict[str, list
 class Supervisor:
     """Child processes by name; each is restarted when it exits, after a doubling delay."""
 
-    def __init__(self, cmds: dict[str, list[str]], env: dict[str, str], metrics_base_port: int = 0) -> None:
+    def __init__(
+        self,
+        cmds: dict[str, list[str]],
+        env: dict[str, str],
+        metrics_base_port: int = 0,
+        nice: dict[str, int] | None = None,
+    ) -> None:
         self.cmds, self.env = cmds, env
+        self.nice = nice or {}  # child name -> niceness added at start (lower CPU priority)
         self.metrics_port = (
             {n: metrics_base_port + i for i, n in enumerate(cmds)} if metrics_base_port else {}
         )
@@ -52,7 +59,13 @@ class Supervisor:
     def start(self, name: str) -> None:
         # A session of its own: Ctrl-C reaches only the launcher, which then stops children in order.
         env = {**self.env, "METRICS_PORT": str(self.metrics_port.get(name, 0))}
-        self.procs[name] = subprocess.Popen(self.cmds[name], env=env, start_new_session=True)
+        niceness = self.nice.get(name, 0)
+        self.procs[name] = subprocess.Popen(
+            self.cmds[name],
+            env=env,
+            start_new_session=True,
+            preexec_fn=(lambda: os.nice(niceness)) if niceness else None,  # the launcher has no threads
+        )
         self.started[name] = time.monotonic()
 
     def poll(self) -> None:
@@ -115,7 +128,9 @@ def main() -> None:
         log.info("embedded server on port %d (data in %s)", s.redis_port, s.data_dir)
     postgres_proc = start_archive_db(s, env)
     cmds = service_commands(s.transcribers, archive=bool(env.get("DATABASE_URL", "").strip()))
-    children = Supervisor(cmds, env, s.metrics_base_port)
+    # Transcribers yield the CPU to the VAD and the gateway, whose work cannot wait (audio keeps coming).
+    nice = {name: s.transcriber_nice for name in cmds if name.startswith("transcriber")}
+    children = Supervisor(cmds, env, s.metrics_base_port, nice)
     log.info("serving http://localhost:%d with %d transcriber(s); Ctrl-C stops", s.port, s.transcribers)
     while not stopping:
         time.sleep(0.2)

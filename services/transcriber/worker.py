@@ -4,7 +4,9 @@ configured backend, and writes each transcript to the session's event stream and
 
 Finals come from `segments`, partials (growing open utterances) from `segments:partial`. Finals are
 always served first: a partial is read only when no final waits, one at a time, and it is skipped
-when it is stale (a newer partial or the final of its utterance exists). Partials are stabilised with
+when it is stale (a newer partial or the final of its utterance exists) or while finals are behind
+(they waited past PARTIAL_SHED_WAIT_S). A transcriber takes at most its share of the finals waiting
+(fairshare.py), so that every transcriber of the group gets work in a burst. Partials are stabilised with
 LocalAgreement-2; the committed words are passed to the model as a prefix, so they stay put.
 """
 
@@ -20,6 +22,7 @@ import redis.asyncio as aioredis
 
 from services.transcriber.agreement import Agreement
 from services.transcriber.backends import Backend, Piece, Request, Result
+from services.transcriber.fairshare import Queue, leave, queue
 from services.transcriber.guards import drop_doubled, keep_pieces
 from shared import metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
@@ -72,28 +75,53 @@ class TranscriberWorker(StreamWorker):
         super().__init__(settings, r, consumer)
         self.cfg = settings
         self.backend = backend
-        self.done = {"final": 0, "partial": 0, "stale": 0}
+        self.done = {"final": 0, "partial": 0, "stale": 0, "shed": 0}
         self.decoded: dict[tuple[str, int], tuple[Result, float]] = {}  # finals decoded as a batch
+        self.shed_until = 0.0  # monotonic time until which partials are shed (finals are behind)
 
     def streams(self) -> Iterable[str]:
         return [self.cfg.segments_stream, self.cfg.partials_stream]
 
     async def step(self) -> None:
-        """Finals first: a non-blocking read of finals (topped up for at most batch_wait_ms when
-        fewer than a batch wait), else a blocking read that takes one partial."""
+        """Finals first: a non-blocking read of at most this worker's share of the waiting finals
+        (topped up for at most batch_wait_ms when fewer came), else a blocking read that takes one
+        partial. Finals that waited past partial_shed_wait_s shed partials for a while."""
         streams = await self.prepare()
-        finals = [
-            e for _, entries in await self.fetch(streams[:1], self.settings.read_count, None) for e in entries
-        ]
-        want = min(self.cfg.transcribe_batch, self.settings.read_count)
+        q: Queue | None = None
+        if self.cfg.fair_share:
+            q = await queue(self.r, streams[0], self.group, self.consumer)
+            first = want = q.share(min(self.cfg.transcribe_batch, self.settings.read_count))
+        else:  # one batch each, as before fair sharing (for comparison in bench.load)
+            first, want = self.settings.read_count, min(self.cfg.transcribe_batch, self.settings.read_count)
+        finals = []
+        if q is None or q.lag != 0:
+            finals = [e for _, entries in await self.fetch(streams[:1], first, None) for e in entries]
         if finals and len(finals) < want and self.cfg.batch_wait_ms > 0:
             more = await self.fetch(streams[:1], want - len(finals), self.cfg.batch_wait_ms)
             finals += [e for _, entries in more for e in entries]
         if finals:
+            if q is not None:
+                self.note_wait(q.waited_s(finals[0][0]), len(finals), q)
             await self.process(streams[0], finals)
         else:
             await self.read(streams, 1, self.settings.block_ms)
         await self.after_batch()
+
+    def note_wait(self, waited_s: float, taken: int, q: Queue) -> None:
+        """The oldest final just taken waited this long: past the limit, partials are shed a while."""
+        limit = self.cfg.partial_shed_wait_s
+        if limit <= 0 or waited_s < limit:
+            return
+        if time.monotonic() >= self.shed_until:
+            log.info(
+                "finals behind: waited_s=%.2f taken=%d lag=%s free_transcribers=%d; shedding partials for %.0fs",
+                waited_s,
+                taken,
+                q.lag,
+                q.free,
+                self.cfg.partial_shed_for_s,
+            )
+        self.shed_until = time.monotonic() + self.cfg.partial_shed_for_s
 
     async def before_handling(self, stream: str, msgs: list[Msg]) -> None:
         """Several finals read at once: decode them in batches; `final` then finds its result."""
@@ -124,6 +152,9 @@ class TranscriberWorker(StreamWorker):
             return
         if msg.final:
             await self.final(msg)
+        elif time.monotonic() < self.shed_until:
+            self.done["shed"] += 1
+            metrics.DROPPED_PARTIALS.inc()
         elif await self.is_current(msg):
             await self.partial(msg)
         else:
@@ -233,6 +264,10 @@ class TranscriberWorker(StreamWorker):
 
     def agreement_key(self, sid: str) -> str:
         return f"agreement:{sid}"
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await leave(self.r, self.cfg.segments_stream, self.consumer)
 
     async def after_batch(self) -> None:
         await heartbeat(self.r, "transcriber", self.consumer, {"backend": self.backend.name, **self.done})
