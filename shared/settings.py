@@ -186,9 +186,8 @@ class ArchiveSettings(CommonSettings):
 class LauncherSettings(CommonSettings):
     port: int = 8080
     transcribers: int = 1
-    transcriber_nice: int = (
-        5  # niceness of transcriber children: the VAD and gateway come first on a shared CPU
-    )
+    # Niceness of the transcriber children: the VAD and the gateway come first on a shared CPU.
+    transcriber_nice: int = 5
     metrics_base_port: int = 0  # >0: worker i of `make run` serves metrics on this port + i
     redis_port: int = 6399
     postgres_port: int = 0  # the embedded PostgreSQL's port (0: a free one, logged at start)

@@ -25,7 +25,7 @@ from tests.kustomize import kubectl, render, render_kubectl, render_python
 
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "department"]
-APP = ["gateway", "vad", "transcriber", "alerts"]
+APP = ["gateway", "vad", "transcriber", "alerts", "archive"]
 K8S_VERSIONS = ["1.29", "1.33"]
 
 # keda.sh/v1alpha1 ScaledObject: the parts of its CRD's openAPIV3Schema this project uses, with the
@@ -148,14 +148,15 @@ def test_every_service_with_its_module_probes_and_config(overlay: tuple[str, lis
     _, objs = overlay
     deploys = by_kind(objs, "Deployment")
     assert set(deploys) == set(APP)
-    modules = {cmd[2] for cmd in service_commands(1).values()}
+    modules = {cmd[2] for cmd in service_commands(1, archive=True).values()}
+    assert {f"services.{name}" for name in APP} == modules, "every service make run starts, and no other"
     config = by_kind(objs, "ConfigMap")["classrec-config"]["data"]
     metrics_port = int(config["METRICS_PORT"])
     for name in APP:
         c = container(deploys[name])
         assert c["command"] == ["python", "-m", f"services.{name}"] and c["command"][2] in modules
         refs = [next(iter(src.values()))["name"] for src in c["envFrom"]]
-        assert refs == ["classrec-config", "classrec-redis"], "the Secret's REDIS_URL wins over defaults"
+        assert refs == ["classrec-config", "classrec-secrets"], "the Secret's REDIS_URL wins over defaults"
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
         health = c["readinessProbe"]["httpGet"]
         assert health["path"] == "/healthz"
@@ -190,7 +191,7 @@ def test_budgets_select_their_pods(overlay: tuple[str, list[dict[str, Any]]]) ->
     )
 
 
-def test_dev_runs_its_own_redis() -> None:
+def test_dev_runs_its_own_redis_and_postgres() -> None:
     objs = render(K8S / "overlays" / "dev")
     redis = by_kind(objs, "StatefulSet")["redis"]
     c = container(redis)
@@ -198,16 +199,26 @@ def test_dev_runs_its_own_redis() -> None:
     assert redis["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] in {
         m["name"] for m in c["volumeMounts"]
     }
-    secret = by_kind(objs, "Secret")["classrec-redis"]["stringData"]
+    secret = by_kind(objs, "Secret")["classrec-secrets"]["stringData"]
     service = by_kind(objs, "Service")["redis"]
     assert secret["REDIS_URL"] == f"redis://redis:{service['spec']['ports'][0]['port']}/0"
+    postgres = container(by_kind(objs, "StatefulSet")["postgres"])
+    env = {e["name"]: e for e in postgres["env"]}
+    assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "classrec-secrets",
+        "key": "POSTGRES_PASSWORD",
+    }
+    port = by_kind(objs, "Service")["postgres"]["spec"]["ports"][0]["port"]
+    user, db = env["POSTGRES_USER"]["value"], env["POSTGRES_DB"]["value"]
+    assert secret["DATABASE_URL"] == f"postgresql://{user}:{secret['POSTGRES_PASSWORD']}@postgres:{port}/{db}"
     assert {d["spec"]["replicas"] for d in by_kind(objs, "Deployment").values()} == {1}
     assert "ScaledObject" not in {o["kind"] for o in objs}
 
 
 def test_department_autoscales_transcribers_on_segments_lag() -> None:
     objs = render(K8S / "overlays" / "department")
-    assert "StatefulSet" not in {o["kind"] for o in objs}, "the department's own Redis, from its Secret"
+    kinds = {o["kind"] for o in objs}
+    assert "StatefulSet" not in kinds and "Secret" not in kinds, "the department's own Redis and database"
     so = by_kind(objs, "ScaledObject")["transcriber"]
     spec = so["spec"]
     target = by_kind(objs, "Deployment")[spec["scaleTargetRef"]["name"]]
@@ -222,9 +233,9 @@ def test_department_autoscales_transcribers_on_segments_lag() -> None:
     assert "pendingEntriesCount" not in meta and "streamLength" not in meta
     # The address comes from the scale target's environment: the Secret every service reads.
     assert meta["addressFromEnv"] == "REDIS_ADDRESS"
-    dev_secret = by_kind(render(K8S / "overlays" / "dev"), "Secret")["classrec-redis"]["stringData"]
+    dev_secret = by_kind(render(K8S / "overlays" / "dev"), "Secret")["classrec-secrets"]["stringData"]
     assert dev_secret["REDIS_ADDRESS"] == dev_secret["REDIS_URL"].removeprefix("redis://").split("/")[0]
-    assert {"name": "classrec-redis"} in [src.get("secretRef") for src in container(target)["envFrom"]]
+    assert {"name": "classrec-secrets"} in [src.get("secretRef") for src in container(target)["envFrom"]]
     deploys = by_kind(objs, "Deployment")
     assert deploys["gateway"]["spec"]["replicas"] == deploys["vad"]["spec"]["replicas"] == 2
     ingress = by_kind(objs, "Ingress")["classrec"]
