@@ -108,3 +108,32 @@ def test_saved_voice_is_listed_and_unknown_voice_is_refused(stack: Stack, voice:
     assert [e["code"] for e in errors] == ["unknown_voice"]
     assert msgs[-1] == {"type": "end"}
     assert "printing" in words(" ".join(f["text"] for f in finals(msgs)))  # goes on, unlocked
+
+
+async def upload_locked(stack: Stack, voice: str) -> tuple[int, str]:
+    from tests.test_uploads import form, until_done
+
+    headers = {"X-ClassRec-Owner": OWNER}
+    async with aiohttp.ClientSession(stack.http) as http:
+        data = (DATA / "voice" / "lock.wav").read_bytes()
+        async with http.post(
+            "/api/uploads", data=form(data, "lecture.wav", voice="nope"), headers=headers
+        ) as resp:
+            refused = resp.status
+        async with http.post(
+            "/api/uploads", data=form(data, "lecture.wav", voice=voice), headers=headers
+        ) as resp:
+            assert resp.status == 202, await resp.text()
+            sid = (await resp.json())["session"]
+        await until_done(http, sid)
+        async with http.get(f"/api/sessions/{sid}") as resp:
+            detail = await resp.json()
+    return refused, " ".join(line["text"] for line in detail["transcript"])
+
+
+def test_upload_with_a_voice_keeps_the_lecturer_only(stack: Stack, voice: str) -> None:
+    refused, text = asyncio.run(upload_locked(stack, voice))
+    assert refused == 400
+    heard = set(words(text))
+    assert {"mitochondria", "exam", "december"} <= heard, text
+    assert not heard & {"printing", "battery", "laptop"}, text

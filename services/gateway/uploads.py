@@ -61,7 +61,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import history
+from services.gateway import history, voices
 from services.gateway.sessions import ENDED, SID_RE, STOPPING, SessionStore
 from shared.messages import (
     SAMPLE_RATE,
@@ -292,6 +292,7 @@ def start_message(upload: Upload, default_language: str | None) -> StartMessage:
             keywords=keywords,
             timezone=upload.get("timezone"),
             course=upload.get("course"),
+            **voices.upload_fields(upload),
         )
     except ValidationError as e:
         err = e.errors()[0]
@@ -312,11 +313,14 @@ async def open_session(r: aioredis.Redis, s: GatewaySettings, start: StartMessag
         partials=False,
         **extra,
     )
+    voiceprint = await voices.upload_lock(r, start, config)
     store = SessionStore(r, s)
     await store.create(sid, config)
     if start.course and not extra:  # the registry keeps the course for the history list
         await r.hset(store.key(sid), "config", json.dumps({**config.model_dump(), "course": start.course}))
-    await xadd(r, s.sessions_stream, SessionOpened(sid=sid, config=config), s.stream_maxlen)
+    await xadd(
+        r, s.sessions_stream, SessionOpened(sid=sid, config=config, voiceprint=voiceprint), s.stream_maxlen
+    )
     return sid
 
 
@@ -590,7 +594,9 @@ def json_error(e: UploadError) -> web.Response:
 
 async def create_upload(request: web.Request) -> web.Response:
     try:
-        feeder = await start_upload(request.app, await receive(request), "en")
+        upload = await receive(request)
+        upload.fields["owner"] = [request.headers.get(voices.OWNER_HEADER, "")]  # the voice lock's owner
+        feeder = await start_upload(request.app, upload, "en")
     except UploadError as e:
         return json_error(e)
     return web.json_response(

@@ -25,8 +25,9 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -34,7 +35,6 @@ import redis.asyncio as aioredis
 from aiohttp import BodyPartReader, web
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway.uploads import decodable_frames
 from services.voice.embedder import EMBEDDING_DIM, Embedder
 from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
 from shared.messages import SessionConfig, StartMessage
@@ -119,6 +119,18 @@ async def read_form(request: web.Request) -> tuple[bytes, str]:
     if not name or len(name) > MAX_NAME:
         raise VoiceError(400, "bad_name", f"give the voice a 'name' of 1-{MAX_NAME} characters")
     return bytes(data), name
+
+
+def decodable_frames(container: av.container.InputContainer) -> Iterator[av.AudioFrame]:
+    """The first audio stream's frames, skipping those that do not decode (as uploads.py does)."""
+    frames = container.decode(audio=0)
+    while True:
+        try:
+            yield next(frames)
+        except StopIteration:
+            return
+        except av.error.InvalidDataError:
+            continue
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -232,4 +244,30 @@ async def lock_for(session: LiveSession, start: StartMessage, config: SessionCon
         return None
     config.voice, config.others = start.voice, start.others
     log.info("sid=%s voice lock voice=%s others=%s", session.sid, start.voice, start.others)
+    return voiceprint
+
+
+def upload_fields(upload: Any) -> dict[str, str | None]:
+    """An upload form's voice lock: fields `voice`, `others` (drop | label), owner from the header."""
+    if not upload.get("voice"):
+        return {}
+    return {
+        "voice": upload.get("voice"),
+        "others": upload.get("others") or "drop",
+        "owner": upload.get("owner"),
+    }
+
+
+async def upload_lock(r: aioredis.Redis, start: StartMessage, config: SessionConfig) -> str | None:
+    """An upload with `voice`: its voiceprint, `config` marked locked; an unknown voice is refused."""
+    if not start.voice:
+        return None
+    from services.gateway.uploads import UploadError
+
+    voiceprint = await voice_for(r, start.owner, start.voice)
+    if voiceprint is None:
+        raise UploadError(
+            400, "no such voice of this owner (header X-ClassRec-Owner)", "voice", "unknown_voice"
+        )
+    config.voice, config.others = start.voice, start.others
     return voiceprint
