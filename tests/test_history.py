@@ -269,13 +269,17 @@ async def test_markdown(client: TestClient, r: aioredis.Redis) -> None:
         "Midterm exam — Fri 14 Mar, 14:00",
         "2025-03-14 14:00",
         MIDTERM.text,
-        "[01:15](#seg-1)",
+        f"[01:15](http://{client.host}:{client.port}/?review={sid}#t=75.4)",  # into the playback
     ):
         assert part in alert_lines[0]
     body = md[transcript:]
     assert f"**{MIDTERM.text}**" in body
     assert body.count("**") == 2, "only the alert sentence is bold"
-    assert '<a id="seg-1"></a>\\[01:15\\] So that was' in body
+    # paragraphs open with their time, a link into the playback; every segment keeps its anchor
+    assert (
+        f'\\[[01:15](http://{client.host}:{client.port}/?review={sid}#t=75.4)\\] <a id="seg-1"></a>So that was'
+        in body
+    )
     assert "See you \\<next\\> week & bye." in body
     assert "redelivered" not in md and "partial" not in md
 

@@ -41,6 +41,8 @@ from services.gateway import app as gateway  # module, not names: app.py imports
 from services.gateway import archived
 from services.gateway.calendar import CATEGORY_NAMES, clock
 from services.gateway.flag_formats import flag_cues, flags_json, md_flags, vtt_note
+from services.gateway.md_review import md_transcript, time_link
+from services.gateway.paragraphs import paragraphs
 from services.gateway.sessions import SID_RE, SessionStore
 from shared.messages import AlertEvent, FlagEvent, Msg, TranscriptEvent, from_fields
 from shared.streams import REDIS_DOWN
@@ -306,6 +308,7 @@ def detail_json(entry: Entry, record: Record) -> dict[str, Any]:
         ],
         "alerts": [a.model_dump(exclude={"type"}) for a in sorted(record.alerts, key=lambda a: a.segment)],
         "flags": flags_json(record.flags, record.lines),
+        "paragraphs": paragraphs(record.lines),
     }
 
 
@@ -512,14 +515,14 @@ def md_heading(entry: Entry, record: Record) -> list[str]:
     return [f"# {md_escape(title)} — {day}", "", " · ".join(facts)]
 
 
-def md_alert(a: AlertEvent) -> str:
+def md_alert(a: AlertEvent, sid: str = "", base: str | None = None) -> str:
     when = " ".join(x for x in (a.date, a.time) if x)
     parts = [
         f"**{CATEGORY_NAMES.get(a.category, a.category.capitalize())}**",
         md_escape(one_line(a.title or "")),
         when,
         f"“{md_escape(one_line(a.text))}”" if a.text.strip() else "",
-        f"[{clock(a.start)}](#seg-{a.segment})",
+        time_link(sid, base, a.start, a.segment),
     ]
     return "- " + " — ".join(p for p in parts if p)
 
@@ -555,18 +558,11 @@ def emphasize(text: str, sentences: list[str]) -> str:
 def render_md(entry: Entry, record: Record) -> str:
     alerts = sorted(record.alerts, key=lambda a: a.segment)
     out = md_heading(entry, record) + ["", "## Alerts", ""]
-    out += [md_alert(a) for a in alerts] or ["_No alerts._"]
+    out += [md_alert(a, entry.sid, record.base_url) for a in alerts] or ["_No alerts._"]
     if record.flags:
         out += ["", *md_flags(entry.sid, record.flags, record.lines, record.base_url)]
     out += ["", "## Transcript", ""]
-    by_segment: dict[int, list[str]] = {}
-    for a in alerts:
-        by_segment.setdefault(a.segment, []).append(a.text)
-    for f in record.lines:
-        text = emphasize(one_line(f.text), by_segment.get(f.segment, []))
-        out += [f'<a id="seg-{f.segment}"></a>\\[{clock(f.start)}\\] {text}', ""]
-    if not record.lines:
-        out += ["_No transcript._", ""]
+    out += md_transcript(entry.sid, record.lines, alerts, record.flags, record.base_url, emphasize, md_escape)
     return "\n".join(out).rstrip("\n") + "\n"
 
 

@@ -12,9 +12,10 @@ import { AlertsView, Beeper, Notifier, alertTitle, categoryLabel } from "./alert
 import { MicCapture } from "./capture.js";
 import { TranscribeConnection, transcribeUrl } from "./connection.js";
 import { FlagsController } from "./flags.js";
-import { HistoryPanel } from "./history.js";
+import { HistoryPanel, apiUrl, sessionUrl } from "./history.js";
 import { Notices } from "./notices.js";
 import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
+import { LocalRecording, ReviewPlayer, audioFor } from "./review.js";
 import { TranscriptView } from "./transcript.js";
 import { UploadPanel } from "./upload.js";
 import { downloadText, formatClock } from "./util.js";
@@ -70,6 +71,32 @@ const flags = new FlagsController({
       .map((t) => t.text)
       .join(" "),
 });
+// Review: playback synced to words (review.js), of this page's lecture or a past one.
+const localRecording = new LocalRecording();
+const review = new ReviewPlayer($("review"));
+const reviewButton = $("review-open");
+
+async function openReview(sid, at = null) {
+  const resp = await fetch(sessionUrl(sid), { headers: { Accept: "application/json" }, cache: "no-store" });
+  if (!resp.ok) {
+    notices.show(`Cannot open that lecture for review (HTTP ${resp.status}).`, { kind: "warning", code: "review" });
+    return null;
+  }
+  const session = await resp.json();
+  review.load(session, await audioFor(sid, localRecording, apiUrl));
+  review.root.scrollIntoView({ block: "start" });
+  if (at !== null) review.seek(at, false);
+  return review;
+}
+
+reviewButton.addEventListener("click", () => {
+  if (rec && rec.conn && rec.conn.sessionId) openReview(rec.conn.sessionId);
+});
+$("history-list").addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-action=review]");
+  if (button) openReview(button.closest(".history-item").dataset.session);
+});
+
 flags.addEventListener("select", (e) => {
   const at = transcript.toJSON().find((t) => t.part === transcript.part && t.end >= e.detail.start);
   if (at) transcript.reveal(at.segment, at.part);
@@ -120,6 +147,7 @@ function onStart() {
   transcript.clear();
   alerts.clear();
   flags.clear();
+  localRecording.reset(null);
   notices.clear();
   ui.sessionId.textContent = "";
   ui.micLabel.textContent = "";
@@ -147,6 +175,7 @@ function onMicReady(r) {
   ui.micLabel.textContent = r.capture.label;
   r.capture.addEventListener("frame", (e) => {
     if (r.paused || !r.conn || r.phase === "ended") return;
+    localRecording.push(e.detail.pcm); // before sending: the socket may take the buffer
     r.conn.sendAudio(e.detail.pcm);
     r.sentSeconds += e.detail.samples / 16000;
   });
@@ -256,6 +285,10 @@ function onConnectionState(r) {
 
 function onSession(r, msg) {
   ui.sessionId.textContent = msg.session;
+  // The page's recording is this session's audio from its first byte; a new session after a failed
+  // resume restarts the session clock, so the recording restarts with it.
+  if (msg.previous && !msg.resumed) localRecording.reset(msg.session);
+  else localRecording.sid = msg.session;
   if (msg.resumed) flags.resendPending(); // a flag sent just before the drop may not have arrived
   if (msg.previous && !msg.resumed) {
     transcript.beginPart(`New session ${msg.session}`);
@@ -364,6 +397,7 @@ function render() {
   ui.fields.disabled = busy;
   ui.level.classList.toggle("muted", !r || r.paused || phase !== "live");
   ui.download.disabled = transcript.size === 0;
+  reviewButton.disabled = !(r && r.conn && r.conn.sessionId && transcript.size > 0);
 
   const live = key === "live" ? "● " : "";
   const badge = unseenAlerts > 0 ? `(${unseenAlerts}) ${lastAlertTitle} — ` : "";
@@ -435,6 +469,13 @@ ui.download.addEventListener("click", () => {
 // --- init -------------------------------------------------------------------------------------
 
 writeSettings(ui.form, loadSettings());
+// ?review=<sid>#t=<seconds>: the Markdown export's timestamps open the lecture's playback there.
+{
+  const params = new URLSearchParams(window.location.search);
+  const sid = params.get("review");
+  const t = /(?:^#|&)t=([\d.]+)/.exec(window.location.hash);
+  if (sid) openReview(sid, t ? Number(t[1]) : null);
+}
 ui.form.addEventListener("submit", (e) => e.preventDefault());
 render();
 
@@ -445,6 +486,9 @@ window.classrec = {
   notices,
   history: pastLectures,
   flags,
+  review,
+  localRecording,
+  openReview,
   uploads,
   get recording() {
     return rec;

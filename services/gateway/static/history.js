@@ -142,6 +142,7 @@ export class HistoryPanel {
         "div",
         { class: "history-links" },
         h("button", { type: "button", class: "btn btn-small", dataset: { action: "view" } }, "View"),
+        h("button", { type: "button", class: "btn btn-small", dataset: { action: "review" }, title: "Play it back with the words highlighted" }, "Review"),
         ...this.downloads(s.id),
       ),
     );
