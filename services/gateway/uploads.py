@@ -595,7 +595,8 @@ def json_error(e: UploadError) -> web.Response:
 async def create_upload(request: web.Request) -> web.Response:
     try:
         upload = await receive(request)
-        upload.fields["owner"] = [request.headers.get(voices.OWNER_HEADER, "")]  # the voice lock's owner
+        owner = request.headers.get(voices.OWNER_HEADER) or upload.get("owner") or ""
+        upload.fields["owner"] = [owner]  # the voice lock's owner: the header, else the form's field
         feeder = await start_upload(request.app, upload, "en")
     except UploadError as e:
         return json_error(e)

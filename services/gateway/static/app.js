@@ -16,6 +16,7 @@ import { HistoryPanel, apiUrl, sessionUrl } from "./history.js";
 import { Notices } from "./notices.js";
 import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
 import { LocalRecording, ReviewPlayer, audioFor } from "./review.js";
+import { VoiceLock } from "./voice.js";
 import { TranscriptView } from "./transcript.js";
 import { UploadPanel } from "./upload.js";
 import { downloadText, formatClock } from "./util.js";
@@ -49,8 +50,10 @@ const notices = new Notices(ui.notices);
 const notifier = new Notifier();
 const beeper = new Beeper();
 const pastLectures = new HistoryPanel($("history"));
+const voiceLock = new VoiceLock($("voice-lock"), { course: () => readSettings(ui.form).course });
+ui.form.elements.course.addEventListener("change", () => voiceLock.refresh()); // a saved voice per course
 const uploads = new UploadPanel($("upload"), {
-  options: () => startMessage(readSettings(ui.form)),
+  options: () => ({ ...startMessage(readSettings(ui.form)), ...voiceLock.startFields() }),
   onDone: () => pastLectures.refreshIfOpen(), // the uploaded recording joins the past lectures
 });
 
@@ -188,7 +191,8 @@ function onMicReady(r) {
     onStop();
   });
 
-  const conn = new TranscribeConnection({ url: transcribeUrl(), start: startMessage(r.settings) });
+  const start = { ...startMessage(r.settings), ...voiceLock.startFields() };
+  const conn = new TranscribeConnection({ url: transcribeUrl(), start });
   r.conn = conn;
   conn.addEventListener("state", () => onConnectionState(r));
   conn.addEventListener("session", (e) => onSession(r, e.detail));

@@ -66,6 +66,8 @@ export class TranscriptView extends EventTarget {
     el.classList.toggle("final", final);
     el.classList.toggle("partial", !final);
     el.classList.toggle("empty", text === "");
+    el.classList.toggle("other", msg.speaker === "other"); // voice lock, others: label
+    if (msg.speaker) el.dataset.speaker = msg.speaker;
     el.dataset.start = String(item.start);
     el.dataset.end = String(item.end);
     el.querySelector(".ts").textContent = formatClock(item.start);

@@ -21,6 +21,11 @@ export function uploadBody(file, start) {
   if (start.keywords && start.keywords.length) body.append("keywords", start.keywords.join(", "));
   if (start.timezone) body.append("timezone", start.timezone);
   if (start.course) body.append("course", start.course);
+  if (start.voice) {
+    body.append("voice", start.voice); // voice lock (voice.js)
+    body.append("others", start.others || "drop");
+    body.append("owner", start.owner || "");
+  }
   return body;
 }
 
