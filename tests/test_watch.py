@@ -1,4 +1,4 @@
-"""`python -m shared.watch` against a real Redis: figures of streams and groups, the table, --follow."""
+"""`python -m services.watch` against a real Redis: figures of streams and groups, the table, --follow."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from services.watch.figures import snapshot
+from services.watch.follow import describe, follow_line
+from services.watch.render import Rates, redact, render
 from shared.messages import (
     AlertEvent,
     AudioChunk,
@@ -28,7 +31,6 @@ from shared.messages import (
 )
 from shared.settings import CommonSettings
 from shared.streams import ensure_group, xadd
-from shared.watch import Rates, describe, follow_line, redact, render, snapshot
 from tests.conftest import ROOT
 
 DB = 9  # a database of its own: the other tests' streams do not show up here
@@ -135,7 +137,7 @@ def test_once_prints_streams_and_groups(url: str) -> None:
     asyncio.run(with_redis(url, fill))
     env = {**os.environ, "REDIS_URL": url}
     out = subprocess.run(
-        [sys.executable, "-m", "shared.watch", "--once"],
+        [sys.executable, "-m", "services.watch", "--once"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -168,7 +170,7 @@ async def with_redis(url: str, write: Callable[[aioredis.Redis, CommonSettings],
 def test_once_without_redis_fails_cleanly() -> None:
     env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"}
     out = subprocess.run(
-        [sys.executable, "-m", "shared.watch", "--once"],
+        [sys.executable, "-m", "services.watch", "--once"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -261,7 +263,7 @@ def test_follow_shows_a_session_as_it_passes(url: str) -> None:
     asyncio.run(with_redis(url, before_follow))
     env = {**os.environ, "REDIS_URL": url, "BLOCK_MS": "200"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "shared.watch", "--follow", "s1"],
+        [sys.executable, "-m", "services.watch", "--follow", "s1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
