@@ -338,6 +338,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="start's task; translate scores against the lecture's English translations",
     )
+    ap.add_argument(
+        "--names", default="", help="comma-separated names for start's `names` (a name alert is then false)"
+    )
     args = ap.parse_args(argv)
     if args.speed <= 0 or args.sessions < 1:
         ap.error("--speed must be > 0 and --sessions >= 1")
@@ -364,6 +367,8 @@ async def run_all(
     start = {"type": "start", "language": args.language or lecture.language}
     if args.task:
         start["task"] = args.task
+    if args.names.strip():
+        start["names"] = [n.strip() for n in args.names.split(",") if n.strip()]
     async with aiohttp.ClientSession() as http:
         runs = await asyncio.gather(
             *(
