@@ -38,6 +38,9 @@ class CommonSettings(BaseSettings):
     alerts_stream: str = "alerts"  # alerts and session ends, for the archive
     events_prefix: str = "events:"
     stream_maxlen: int = Field(100_000, description="approximate bound of every shared stream")
+    # Partials are disposable and each carries the whole utterance so far (~100 KB): when no
+    # transcriber keeps up (or none runs), the oldest go first instead of filling Redis.
+    partials_maxlen: int = Field(200, description="bound of segments:partial (exact)")
     read_count: int = 16
     block_ms: int = 1000
     claim_idle_ms: int = 30_000

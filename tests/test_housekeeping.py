@@ -3,6 +3,7 @@ consumers that are gone leave their groups (real Redis; the whole stack for the 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import redis.asyncio as aioredis
 from shared.housekeeping import done_before, forget_gone_consumers, leave_group, trim_acknowledged
 from tests.client import stream
 from tests.conftest import Lecture
-from tests.faults_util import start_cluster, wait_for
+from tests.faults_util import Client, Cluster, start_cluster, wait_for
 
 S = "housekeeping:test"
 
@@ -91,4 +92,30 @@ async def test_after_a_lecture_the_work_streams_are_empty_and_restarts_leave_no_
             consumers = [x["name"].decode() for x in c.r.xinfo_consumers(stream_name, group)]
             assert old not in consumers and c.consumer(name) in consumers, consumers
     finally:
+        c.close()
+
+
+@pytest.mark.slow
+async def test_partials_waiting_for_a_transcriber_are_bounded(tmp_path: Path, lecture1: Lecture) -> None:
+    """No transcriber runs: the VAD's partials (each the whole utterance so far) keep only the newest."""
+    c = Cluster(tmp_path, PARTIALS_MAXLEN="5")
+    client = Client(c.ws)
+    try:
+        c.start_redis()
+        c.start("gateway", "vad")
+        c.wait_ready("gateway", "vad")
+        await client.connect({"type": "start", "language": "en"})
+        await client.send_audio(lecture1.pcm[: 40 * 32000])
+
+        def added() -> int:
+            return (
+                int(c.r.xinfo_stream("segments:partial")["entries-added"])
+                if c.r.exists("segments:partial")
+                else 0
+            )
+
+        await asyncio.to_thread(wait_for, lambda: added() >= 12, 60, "a dozen partials from the VAD")
+        assert c.r.xlen("segments:partial") <= 5
+    finally:
+        await client.disconnect()
         c.close()

@@ -310,7 +310,7 @@ class VadWorker(StreamWorker):
             pipe.hset(self.cfg.partials_key(state.sid), str(seg), state.partial_rev)
             pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
             pipe.xadd(
-                self.cfg.partials_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
+                self.cfg.partials_stream, to_fields(job), maxlen=self.cfg.partials_maxlen, approximate=False
             )
             await pipe.execute()
 
