@@ -10,7 +10,6 @@ wheel cannot silently change the threshold's meaning.
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from importlib import resources
 
@@ -39,7 +38,7 @@ def load_session(path: str | None = None) -> ort.InferenceSession:
         raise RuntimeError(f"{path}: sha256 {digest} is not the measured embedder's {MODEL_SHA256}")
     opts = ort.SessionOptions()
     opts.inter_op_num_threads = 1
-    opts.intra_op_num_threads = int(os.environ.get("VOICE_THREADS", "1"))
+    opts.intra_op_num_threads = 1  # its CPU per window is the same with more threads, only sooner
     opts.log_severity_level = 4
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"], sess_options=opts)
 
