@@ -60,6 +60,9 @@ async def test_enrol_in_the_page_and_lock_a_lecture(stack: Stack, tmp_path: Path
             await page.click("#start")
             body = page.locator("body")
             await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
+            await expect(page.locator("#setup-summary")).to_contain_text(
+                "voice lock: BIO 101 voice (others shown apart)"
+            )
             other = page.locator("#transcript .seg.final.other")
             await expect(other.filter(has_text=re.compile(r"print", re.I)).first).to_be_visible(
                 timeout=60_000

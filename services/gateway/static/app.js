@@ -346,6 +346,8 @@ function showSummary(s) {
   strong.textContent = s.course || "Untitled lecture";
   parts.push(language ? language.textContent : s.languageChoice);
   parts.push(s.keywords.length ? `watching for: ${s.keywords.join(", ")}` : "watching for exams, quizzes and deadlines");
+  const lock = voiceLock.describe();
+  if (lock) parts.push(lock);
   ui.summary.append(strong, ` · ${parts.join(" · ")}`);
 }
 

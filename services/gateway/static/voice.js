@@ -71,6 +71,14 @@ export class VoiceLock {
     return { owner: ownerKey(), voice, others: this.others.value === "label" ? "label" : "drop" };
   }
 
+  /** "voice lock: <name> (others left out | shown apart)", or "" when the lock is off. */
+  describe() {
+    const option = this.select.selectedOptions[0];
+    if (!this.select.value || !option) return "";
+    const name = option.textContent.replace(/ \(\d+ s\)$/, "");
+    return `voice lock: ${name} (others ${this.others.value === "label" ? "shown apart" : "left out"})`;
+  }
+
   say(text, isError = false) {
     this.status.textContent = text;
     this.status.classList.toggle("error", isError);
