@@ -36,6 +36,8 @@ class StartMessage(Msg):
     # Voice lock: an enrolled voice of the owner (/api/voices); others' speech dropped or labelled.
     voice: str | None = Field(None, max_length=64)
     others: Literal["drop", "label"] = "drop"
+    # "translate": English text from any language the model knows (Whisper's translate task).
+    task: Literal["transcribe", "translate"] = "transcribe"
 
 
 class StopMessage(Msg):
@@ -72,6 +74,9 @@ client_message = TypeAdapter(ClientMessage)
 class SessionEvent(Msg):
     type: Literal["session"] = "session"
     session: str
+    # The session's language once known: the one asked for, or for "auto" the one detected from the
+    # first speech (then a second `session` message carries it). Absent while unknown.
+    language: str | None = None
 
 
 class TranscriptEvent(Msg):
@@ -142,6 +147,7 @@ class SessionConfig(Msg):
     names: list[str] = Field(default_factory=list)  # `name` alerts
     voice: str | None = None  # voice lock: the enrolled voice's id (its embedding: SessionOpened)
     others: Literal["drop", "label"] = "drop"
+    task: Literal["transcribe", "translate"] = "transcribe"
 
 
 class SessionOpened(Msg):
@@ -274,4 +280,6 @@ def to_client_json(msg: Msg) -> str:
         return msg.model_dump_json(
             exclude={k for k in ("stable", "speaker", "words") if getattr(msg, k) is None}
         )
+    if isinstance(msg, SessionEvent):
+        return msg.model_dump_json(exclude_none=True)
     return msg.model_dump_json()

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from services.gateway import archived, calendar, history, security, uploads, voices
+from services.gateway import archived, calendar, history, languages, security, uploads, voices
 from services.gateway.live import LiveSession
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
@@ -98,4 +98,5 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     history.add_routes(app)
     uploads.add_routes(app)
     voices.add_routes(app)  # the voice lock's enrolled voices
+    languages.add_routes(app)
     return app

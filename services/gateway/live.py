@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from services.gateway import security, voices
+from services.gateway import languages, security, voices
 from services.gateway.flags import FlagStore, TooManyFlags
 from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
 from shared import metrics
@@ -67,6 +67,7 @@ class LiveSession:
         self.stopped = False
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
         self.cut_off = False
+        self.refused = False  # a start was refused (language_unsupported): audio waits for a new start
         self.finished = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
 
@@ -163,9 +164,16 @@ class LiveSession:
             if info is not None:
                 return await self.resume(start.session, info)
             self.error("unknown_session", "no such session to resume; a new session was started")
+        language = (start.language or languages.AUTO).strip().lower() or languages.AUTO
+        problem = (await languages.support(self.r)).problem(language)
+        if problem:  # never transcribed as another language: the start is refused, say why
+            self.refused = True
+            return self.error("language_unsupported", problem)
+        self.refused = False
         self.sid = secrets.token_urlsafe(18)
         config = SessionConfig(
-            language=start.language or None,
+            language=language,
+            task=start.task,
             prompt=start.prompt,
             keywords=[k.strip() for k in start.keywords if k.strip()],
             timezone=start.timezone,
@@ -173,19 +181,25 @@ class LiveSession:
             started_at=time.time(),
             names=[n.strip() for n in start.names if n.strip()],
         )
-        self.send(SessionEvent(session=self.sid))
+        self.send(SessionEvent(session=self.sid, language=None if language == languages.AUTO else language))
         voiceprint = await voices.lock_for(self, start, config)  # after `session`: it may send an error
         await self.store.create(self.sid, config)
         opened = SessionOpened(sid=self.sid, config=config, voiceprint=voiceprint)
         await xadd(self.r, self.s.sessions_stream, opened, self.s.stream_maxlen)
         self.tasks.append(asyncio.create_task(self.relay(self.sid)))
-        log.info("sid=%s opened language=%s keywords=%d", self.sid, config.language, len(config.keywords))
+        log.info(
+            "sid=%s opened language=%s task=%s keywords=%d",
+            self.sid,
+            config.language,
+            config.task,
+            len(config.keywords),
+        )
 
     async def resume(self, sid: str, info: dict[str, str]) -> None:
         """Re-attach to a session: replay its events; go on taking audio if it is still live."""
         self.sid = sid
         await self.store.attach(sid)
-        self.send(SessionEvent(session=sid))
+        self.send(SessionEvent(session=sid))  # an auto session's detected language is in the replay
         self.tasks.append(asyncio.create_task(self.relay(sid)))
         if info.get("status") != LIVE:  # already stopped: the replay ends with its end
             self.stopped = True
@@ -197,6 +211,8 @@ class LiveSession:
             return self.error("audio_after_stop", "audio received after stop; it was ignored")
         if len(data) % 2:
             return self.error("odd_frame", f"binary frame of {len(data)} bytes: PCM16 needs an even length")
+        if self.sid is None and self.refused:
+            return  # told once already: not transcribed as a language nobody asked for
         if self.sid is None:
             await self.open(StartMessage())
         assert self.sid is not None
@@ -245,6 +261,11 @@ class LiveSession:
     async def on_stop(self) -> None:
         if self.stopped:
             return self.error("already_stopped", "stop was already received")
+        if self.sid is None and self.refused:  # nothing was started: nothing to finish
+            self.stopped = True
+            self.send(EndEvent())
+            self.outbox.put_nowait(None)
+            return
         if self.sid is None:
             await self.open(StartMessage())
         assert self.sid is not None

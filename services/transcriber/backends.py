@@ -9,15 +9,13 @@ by the worker to what any backend returns.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
-import wave
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from services.transcriber.models import load_whisper, resolve
+from services.transcriber.models import languages, load_whisper, resolve
 from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
 
@@ -57,10 +55,13 @@ class Request:
     hotwords: str = ""
     partial: bool = False  # a partial result: cheaper decoding, no word timings
     prefix: str = ""  # words the result must start with (partials: the committed words)
+    task: str = "transcribe"  # or "translate": English text (multilingual models)
 
 
 class Backend(Protocol):
     name: str
+    model_name: str
+    languages: list[str] | None  # what it can transcribe (None: not known, any is tried)
 
     async def transcribe(self, req: Request) -> Result: ...
 
@@ -130,12 +131,27 @@ class LocalBackend:
             cpu_threads=s.whisper_cpu_threads,
         )
         self.model_name = resolve(s.whisper_model).name
+        self.languages: list[str] | None = languages(self.model)
         self._lock = asyncio.Lock()
+
+    async def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """The language of `audio` and its probability (Whisper's detection on a whole 30 s window)."""
+
+        def run() -> tuple[str, float]:
+            if not self.model.model.is_multilingual:
+                return "en", 1.0
+            self.model.window_frames = 3000
+            lang, prob, _ = self.model.detect_language(audio)
+            return lang, prob
+
+        async with self._lock:
+            return await asyncio.to_thread(run)
 
     def _options(self, req: Request) -> dict[str, Any]:
         partial = req.partial
         return {
             "language": req.language or None,
+            "task": req.task,
             "beam_size": self.s.partial_beam_size if partial else self.s.whisper_beam_size,
             "initial_prompt": req.prompt or None,
             "hotwords": req.hotwords or None,
@@ -181,7 +197,7 @@ class LocalBackend:
         from services.transcriber.guards import no_speech, too_compressible  # guards import this module
 
         m, s, first = self.model, self.s, reqs[0]
-        tok = self._tokenizer(first.language)
+        tok = self._tokenizer(first.language, first.task)
         feats = [m.feature_extractor(r.audio) for r in reqs]
         frames = max(self._frames(r) for r in reqs)
         batch = np.zeros((len(reqs), feats[0].shape[0], frames), np.float32)
@@ -262,7 +278,7 @@ class LocalBackend:
         padded = np.zeros((feats.shape[0], frames), np.float32)
         padded[:, : min(frames, feats.shape[1])] = feats[:, :frames]
         encoded = self.model.model.encode(get_ctranslate2_storage(padded[None]))
-        tok = self._tokenizer(req.language)
+        tok = self._tokenizer(req.language, req.task)
         prefix = tok.encode(" " + req.prefix.strip()) if req.prefix.strip() else []
         result = self.model.model.generate(
             encoded,
@@ -291,12 +307,13 @@ class LocalBackend:
             ]
         )
 
-    def _tokenizer(self, language: str | None) -> Any:
+    def _tokenizer(self, language: str | None, task: str = "transcribe") -> Any:
         from faster_whisper.tokenizer import Tokenizer
 
         multilingual = self.model.model.is_multilingual
         lang = (language or "en") if multilingual else None
-        return Tokenizer(self.model.hf_tokenizer, multilingual, task="transcribe", language=lang)
+        task = task if multilingual else "transcribe"
+        return Tokenizer(self.model.hf_tokenizer, multilingual, task=task, language=lang)
 
     def _prompt_tokens(self, tok: Any, req: Request) -> list[int]:
         previous = tok.encode(" " + req.prompt.strip()) if req.prompt.strip() else []
@@ -332,7 +349,7 @@ class LocalBackend:
             if r.partial or r.prefix:
                 singles.append([i])
             else:
-                groups.setdefault((r.language, r.prompt, r.hotwords), []).append(i)
+                groups.setdefault((r.language, r.task, r.prompt, r.hotwords), []).append(i)
         batches: list[list[int]] = []
         spread = BATCH_SPREAD_S * SAMPLE_RATE
         for idx in groups.values():
@@ -348,70 +365,20 @@ class LocalBackend:
         return batches + singles
 
 
-def to_wav(audio: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return buf.getvalue()
-
-
-class OpenAIBackend:
-    """Any OpenAI-compatible `/audio/transcriptions` endpoint, through the `openai` package."""
-
-    name = "openai"
-
-    def __init__(self, s: TranscriberSettings) -> None:
-        from openai import AsyncOpenAI
-
-        self.s = s
-        self.client = AsyncOpenAI(
-            api_key=s.openai_api_key, base_url=s.openai_base_url, timeout=s.openai_timeout_s, max_retries=2
-        )
-
-    async def transcribe(self, req: Request) -> Result:
-        prompt = " ".join(p for p in (req.hotwords, req.prompt, req.prefix) if p)
-        kwargs: dict[str, Any] = {
-            "model": self.s.openai_model,
-            "file": ("segment.wav", to_wav(req.audio), "audio/wav"),
-            "response_format": "verbose_json",
-        }
-        if prompt:
-            kwargs["prompt"] = prompt
-        if req.language:
-            kwargs["language"] = req.language
-        if self.s.word_timestamps and not req.partial:
-            kwargs["timestamp_granularities"] = ["word", "segment"]
-        resp = await self.client.audio.transcriptions.create(**kwargs)
-        words = [(float(w.start), float(w.end), w.word) for w in getattr(resp, "words", None) or []]
-        segs = getattr(resp, "segments", None) or []
-        if not segs:
-            return Result([Piece(0.0, len(req.audio) / SAMPLE_RATE, resp.text or "", words=words)])
-        pieces = [
-            Piece(
-                float(seg.start),
-                float(seg.end),
-                seg.text,
-                float(getattr(seg, "avg_logprob", 0.0) or 0.0),
-                float(getattr(seg, "no_speech_prob", 0.0) or 0.0),
-                float(getattr(seg, "compression_ratio", 1.0) or 1.0),
-            )
-            for seg in segs
-        ]
-        for p in pieces:  # the API lists words for the whole file: give each piece its own
-            p.words = [w for w in words if p.start - 0.01 <= (w[0] + w[1]) / 2 <= p.end + 0.01]
-        return Result(pieces)
-
-    async def transcribe_many(self, reqs: list[Request]) -> list[Result]:
-        """Concurrent requests: the endpoint does the batching."""
-        return list(await asyncio.gather(*(self.transcribe(r) for r in reqs)))
-
-
 def make_backend(s: TranscriberSettings) -> Backend:
     if s.transcribe_backend == "local":
         return LocalBackend(s)
     if s.transcribe_backend == "openai":
+        from services.transcriber.openai_backend import OpenAIBackend
+
         return OpenAIBackend(s)
     raise ValueError(f"unknown TRANSCRIBE_BACKEND {s.transcribe_backend!r}: use 'local' or 'openai'")
+
+
+def __getattr__(name: str) -> Any:
+    """The API backend lives in services/transcriber/openai_backend.py; importable from here as before."""
+    if name in ("OpenAIBackend", "to_wav"):
+        from services.transcriber import openai_backend
+
+        return getattr(openai_backend, name)
+    raise AttributeError(name)

@@ -258,6 +258,25 @@ def load_whisper(value: str | None, cls: type | None = None, **kwargs: Any) -> A
         ) from e
 
 
+# Whisper's language codes (faster-whisper's list): the first 99 for every multilingual model,
+# "yue" (Cantonese) only for large-v3 and later.
+WHISPER_LANGUAGES = (
+    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha haw he hi hr "
+    "ht hu hy id is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr ms mt my ne nl nn no oc "
+    "pa pl ps pt ro ru sa sd si sk sl sn so sq sr su sv sw ta te tg th tk tl tr tt uk ur uz vi yi yo zh yue"
+).split()
+
+
 def languages(model: Any) -> list[str]:
     """Language codes a loaded faster-whisper model can transcribe."""
-    return list(model.supported_languages)
+    if not model.model.is_multilingual:
+        return ["en"]
+    return WHISPER_LANGUAGES[: model.model.num_languages]
+
+
+def configured_languages(value: str | None) -> list[str] | None:
+    """What `WHISPER_MODEL=value` can transcribe, known without loading it (None: not known)."""
+    spec = resolve(value)
+    if spec.kind == "bundled":
+        return WHISPER_LANGUAGES[:99] if BUNDLED[spec.name].multilingual else ["en"]
+    return None

@@ -24,6 +24,7 @@ from services.transcriber.agreement import Agreement
 from services.transcriber.backends import Backend, Piece, Request, Result
 from services.transcriber.fairshare import Queue, leave, queue
 from services.transcriber.guards import drop_doubled, keep_pieces
+from services.transcriber.languages import LanguageUnsupported, session_language, tell_unsupported
 from shared import metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
 from shared.service import heartbeat
@@ -133,7 +134,7 @@ class TranscriberWorker(StreamWorker):
         for job in list(jobs):
             try:
                 reqs.append(await self.request(job))
-            except ValueError:  # undecodable audio: `final` fails on it and it is retried, then buried
+            except (ValueError, LanguageUnsupported):  # `final` deals with it alone
                 jobs.remove(job)
         t0 = time.perf_counter()
         try:
@@ -172,9 +173,23 @@ class TranscriberWorker(StreamWorker):
             recent = (await self.r.get(self.context_key(job.sid)) or b"").decode()[
                 -self.cfg.prompt_context_chars :
             ]
-        prompt = build_prompt(self.cfg.lecture_prompt, job.config.prompt, job.config.keywords, recent)
+        language = await session_language(
+            self.r, self.backend, job, audio, self.cfg.events_key(job.sid), self.cfg.stream_maxlen
+        )
+        # The lecture prompt and hotwords are English: with speech in another language they pull the
+        # text towards English, and a translation of it towards repeating them ("exam dates, exam
+        # dates"), so they are given only for English speech.
+        english = language in (None, "en")
+        lecture = self.cfg.lecture_prompt if english else ""
+        prompt = build_prompt(lecture, job.config.prompt, job.config.keywords, recent)
         return Request(
-            audio, job.config.language, prompt, self.cfg.hotwords, partial=not job.final, prefix=prefix
+            audio,
+            language,
+            prompt,
+            self.cfg.hotwords if english else "",
+            partial=not job.final,
+            prefix=prefix,
+            task=job.config.task,
         )
 
     async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
@@ -197,7 +212,11 @@ class TranscriberWorker(StreamWorker):
         return pieces, len(result.pieces) - len(pieces), took
 
     async def final(self, job: SegmentJob) -> None:
-        pieces, dropped, took = await self.decode(job)
+        try:
+            pieces, dropped, took = await self.decode(job)
+        except LanguageUnsupported as e:  # told once; the segment is closed with no text
+            await tell_unsupported(self.r, e, job, self.cfg.events_key(job.sid), self.cfg.stream_maxlen)
+            pieces, dropped, took = [], 0, 0.0
         text = drop_doubled(" ".join(p.text.strip() for p in pieces))
         start, end = timed_span(job, pieces)
         words = session_words(job, pieces) if text else None
@@ -228,7 +247,10 @@ class TranscriberWorker(StreamWorker):
         key = self.agreement_key(job.sid)
         raw = await self.r.hget(key, str(job.segment))
         agreement = Agreement.from_dict(json.loads(raw)) if raw else Agreement()
-        pieces, _, took = await self.decode(job, prefix=" ".join(agreement.committed))
+        try:
+            pieces, _, took = await self.decode(job, prefix=" ".join(agreement.committed))
+        except LanguageUnsupported:
+            return
         text, stable = agreement.update(" ".join(p.text.strip() for p in pieces))
         event = TranscriptEvent(
             segment=job.segment, start=job.start, end=job.end, text=text, final=False, stable=stable
@@ -270,4 +292,7 @@ class TranscriberWorker(StreamWorker):
         await leave(self.r, self.cfg.segments_stream, self.consumer)
 
     async def after_batch(self) -> None:
-        await heartbeat(self.r, "transcriber", self.consumer, {"backend": self.backend.name, **self.done})
+        info = {"backend": self.backend.name, **self.done}
+        info["model"] = getattr(self.backend, "model_name", None)  # what /api/languages reports
+        info["languages"] = getattr(self.backend, "languages", None)
+        await heartbeat(self.r, "transcriber", self.consumer, info)

@@ -13,6 +13,7 @@ import { MicCapture } from "./capture.js";
 import { TranscribeConnection, transcribeUrl } from "./connection.js";
 import { FlagsController } from "./flags.js";
 import { HistoryPanel, apiUrl, sessionUrl } from "./history.js";
+import { loadLanguages } from "./languages.js";
 import { Notices } from "./notices.js";
 import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
 import { LocalRecording, ReviewPlayer, audioFor } from "./review.js";
@@ -294,6 +295,11 @@ function onSession(r, msg) {
   if (msg.previous && !msg.resumed) localRecording.reset(msg.session);
   else localRecording.sid = msg.session;
   if (msg.resumed) flags.resendPending(); // a flag sent just before the drop may not have arrived
+  if (msg.language && r.settings.language === null && !r.detectedLanguage) {
+    r.detectedLanguage = msg.language; // "auto": the server says what it detected
+    const option = [...ui.form.elements.language.options].find((o) => o.value === msg.language);
+    notices.show(`Language detected: ${option ? option.textContent : msg.language}`, { kind: "info", timeout: 5000 });
+  }
   if (msg.previous && !msg.resumed) {
     transcript.beginPart(`New session ${msg.session}`);
     notices.show("The server could not resume the previous session; a new one was started.", {
@@ -482,6 +488,7 @@ writeSettings(ui.form, loadSettings());
   const t = /(?:^#|&)t=([\d.]+)/.exec(window.location.hash);
   if (sid) openReview(sid, t ? Number(t[1]) : null);
 }
+loadLanguages(ui.form, loadSettings().languageChoice).then(() => writeSettings(ui.form, loadSettings()));
 ui.form.addEventListener("submit", (e) => e.preventDefault());
 render();
 

@@ -16,6 +16,7 @@ export function readSettings(form) {
     names: f.names ? parseKeywords(f.names.value).slice(0, 10) : [],
     language: language === "auto" ? null : language || "en",
     languageChoice: language || "en",
+    translate: Boolean(f.translate && f.translate.checked && !f.translate.disabled),
     prompt: f.prompt.value.trim().slice(0, 2000),
     echoCancellation: f.echoCancellation.checked,
     noiseSuppression: f.noiseSuppression.checked,
@@ -30,6 +31,7 @@ export function writeSettings(form, s) {
   if (typeof s.languageChoice === "string" && [...f.language.options].some((o) => o.value === s.languageChoice)) {
     f.language.value = s.languageChoice;
   }
+  if (typeof s.translate === "boolean" && f.translate) f.translate.checked = s.translate;
   if (typeof s.prompt === "string") f.prompt.value = s.prompt;
   if (typeof s.echoCancellation === "boolean") f.echoCancellation.checked = s.echoCancellation;
   if (typeof s.noiseSuppression === "boolean") f.noiseSuppression.checked = s.noiseSuppression;
@@ -62,6 +64,7 @@ export function startMessage(s) {
   }
   return {
     language: s.language,
+    task: s.translate ? "translate" : "transcribe",
     prompt: s.prompt,
     keywords: s.keywords,
     timezone,
