@@ -66,9 +66,9 @@ async def test_flags_live_resume_reload_view_and_export(
             start, end = await first.get_attribute("data-start"), await first.get_attribute("data-end")
 
             # A press-and-hold flags at once, with no note.
-            box = await first.bounding_box()
+            box = await first.locator(".text").bounding_box()
             assert box
-            await page.mouse.move(box["x"] + 20, box["y"] + box["height"] / 2)
+            await page.mouse.move(box["x"] + 6, box["y"] + 8)  # on the sentence's first word
             await page.mouse.down()
             await page.wait_for_timeout(800)  # holding the button is the gesture under test
             await page.mouse.up()
@@ -80,14 +80,18 @@ async def test_flags_live_resume_reload_view_and_export(
             await page.keyboard.press("Enter")
             await expect(confirmed).to_have_count(3, timeout=10_000)
             await expect(page.locator("#flag-count")).to_have_text("3")
-            # the tap and the hold are of the same sentence, the hold without a note: two flags, not one
+            # The tap and the hold are on words of one sentence: each flags the word under the pointer
+            # (its timings from the final), the tap with the note, the hold without.
+            segment = int(await first.get_attribute("data-segment") or -1)
+            final = next(
+                m for m in log.connections[0].of_type("transcript") if m["final"] and m["segment"] == segment
+            )
+            words = [(round(w[0], 2), round(w[1], 2)) for w in final["words"]]
             sent = [m for m in log.connections[0].sent_text if m["type"] == "flag"]
-            assert len(sent) == 3 and sent[0] == {
-                "type": "flag",
-                "start": round(float(start or 0), 2),
-                "end": round(float(end or 0), 2),
-                "note": NOTE,
-            }
+            assert len(sent) == 3 and sent[0]["note"] == NOTE and sent[1]["note"] == "", sent
+            assert (sent[0]["start"], sent[0]["end"]) in words, (sent[0], words)
+            assert (sent[1]["start"], sent[1]["end"]) in words[:2], (sent[1], words)  # held on its first word
+            assert float(start or 0) <= sent[0]["start"] <= sent[0]["end"] <= float(end or 0) + 0.01
 
             # The network drops and comes back: the resume replays the flags, none doubles.
             await log.drop()

@@ -62,7 +62,9 @@ const uploads = new UploadPanel($("upload"), {
 let rec = null;
 
 // Bookmarks and doubts on the live transcript (flags.js): sent on the recording's connection.
+const finalWords = new Map(); // "part:segment" -> the final's word timings, for a tap on one word
 const flags = new FlagsController({
+  wordsOf: (seg) => finalWords.get(`${seg.dataset.part}:${seg.dataset.segment}`) || null,
   transcriptRoot: ui.transcript,
   listRoot: $("flags"),
   countEl: $("flag-count"),
@@ -151,6 +153,7 @@ function onStart() {
   transcript.clear();
   alerts.clear();
   flags.clear();
+  finalWords.clear();
   localRecording.reset(null);
   notices.clear();
   ui.sessionId.textContent = "";
@@ -311,6 +314,7 @@ function onSession(r, msg) {
 
 function onTranscript(msg) {
   const el = transcript.update(msg);
+  if (el && msg.final && Array.isArray(msg.words) && msg.words.length) finalWords.set(`${transcript.part}:${msg.segment}`, msg.words);
   if (el && msg.final) flags.render();
   if (el) {
     const alert = alerts.alerts.find((a) => a.part === transcript.part && Number(a.segment) === Number(msg.segment));

@@ -4,7 +4,7 @@
 //   flags.confirm(msg)   // a `flag` message from the server (confirmation, or a replay on resume)
 //   flags.clear()
 //
-// On the live transcript: a tap on a sentence (or a word) opens a small form with an optional note
+// On the live transcript: a tap on a word (its time from the final's word timings) opens a small form with an optional note
 // ("didn't get this", a question for office hours) that flags that moment; a press-and-hold (half a
 // second) flags it at once. The keyboard shortcut F (outside text fields) opens the form for the
 // last FLAG_BACK_S seconds of the lecture. A flag shows as pending until the server confirms it;
@@ -17,19 +17,48 @@ const HOLD_MS = 500;
 const MOVE_SLACK_PX = 10;
 export const FLAG_BACK_S = 15;
 
-/** The moment a tap points at: a word's span when the word has timings, else its sentence's. */
-export function momentAt(target) {
+/** The moment a tap points at: a word's span when the word has timings (a [data-ws] element, or the
+ * word under the pointer of a final whose `words` are known), else its sentence's. */
+export function momentAt(target, x = null, y = null, wordsOf = () => null) {
   const word = target.closest && target.closest("[data-ws]");
   if (word) return { start: Number(word.dataset.ws), end: Number(word.dataset.we) };
   const seg = target.closest && target.closest(".seg[data-start]");
   if (!seg) return null;
+  const words = wordsOf(seg);
+  const at = words && x !== null ? wordIndexAt(seg, x, y, words.length) : -1;
+  if (at >= 0) return { start: Number(words[at][0]), end: Number(words[at][1]) };
   return { start: Number(seg.dataset.start) || 0, end: Number(seg.dataset.end) || Number(seg.dataset.start) || 0 };
+}
+
+/** Which of a sentence's `count` words is under the point (x, y), from the caret there; -1 if unknown. */
+export function wordIndexAt(seg, x, y, count) {
+  const text = seg.querySelector(".text");
+  if (!text || !count) return -1;
+  let node = null, offset = 0;
+  if (document.caretPositionFromPoint) {
+    const pos = document.caretPositionFromPoint(x, y);
+    if (pos) ({ offsetNode: node, offset } = pos);
+  } else if (document.caretRangeFromPoint) {
+    const range = document.caretRangeFromPoint(x, y);
+    if (range) ({ startContainer: node, startOffset: offset } = range);
+  }
+  if (!node || !text.contains(node)) return -1;
+  const before = document.createRange();
+  before.setStart(text, 0);
+  before.setEnd(node, offset);
+  const full = text.textContent || "";
+  const tokens = full.split(/\s+/).filter(Boolean).length;
+  const head = String(before);
+  const n = head.split(/\s+/).filter(Boolean).length;
+  const index = head === "" || /\s$/.test(head) ? n : n - 1; // the caret is in word n-1, or at the start of word n
+  // The text and the timed words normally match one to one; if not, map proportionally.
+  return tokens === count ? Math.min(index, count - 1) : Math.min(count - 1, Math.floor((index * count) / Math.max(1, tokens)));
 }
 
 const keyOf = (f) => `${Number(f.start).toFixed(2)}|${Number(f.end).toFixed(2)}|${f.note || ""}`;
 
 export class FlagsController extends EventTarget {
-  constructor({ transcriptRoot, listRoot, countEl = null, send, now, quote = () => "" }) {
+  constructor({ transcriptRoot, listRoot, countEl = null, send, now, quote = () => "", wordsOf = () => null }) {
     super();
     this.transcriptRoot = transcriptRoot;
     this.listRoot = listRoot;
@@ -37,6 +66,7 @@ export class FlagsController extends EventTarget {
     this.send = send; // (message) => boolean: false when there is no session to flag
     this.now = now; // () => seconds of lecture audio so far
     this.quote = quote; // (start, end) => the transcript said then
+    this.wordsOf = wordsOf; // (segment element) => that final's [start, end, word] list, or null
     this.flags = new Map(); // id -> flag (confirmed)
     this.pending = new Map(); // key -> flag (sent, not yet confirmed)
     this.form = null;
@@ -147,8 +177,8 @@ export class FlagsController extends EventTarget {
     let hold = null;
     const root = this.transcriptRoot;
     root.addEventListener("pointerdown", (e) => {
-      if (e.button !== 0 || !momentAt(e.target)) return;
-      const moment = momentAt(e.target);
+      const moment = e.button === 0 ? momentAt(e.target, e.clientX, e.clientY, this.wordsOf) : null;
+      if (!moment) return;
       hold = { x: e.clientX, y: e.clientY, target: e.target, moment, fired: false };
       hold.timer = setTimeout(() => {
         if (!hold) return;
