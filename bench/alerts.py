@@ -16,8 +16,9 @@ them traps that mention the words as lecture content) written with their rules, 
 (`"more_heldout"`, 17 traps) written after them. The first, untuned run on those 34 scored precision
 0.895, recall 1.000 ("Remember this tune from the opera's first act?" taken for emphasis; "Roll call
 in the Roman legion was held at dawn" for attendance), both since fixed by general rules (what may
-follow "remember this"; past narration with nobody addressed is not about this class). A line's
-`names` are the student's names sent in `start`.
+follow "remember this"; past narration with nobody addressed is not about this class). A second
+held-out set of 22 (`"more_heldout2"`, 11 traps), written after those fixes, scored precision 1.000,
+recall 1.000 on its first run. A line's `names` are the student's names sent in `start`.
 
 Usage: python bench/alerts.py [--corpus PATH] [--errors]
 """
@@ -138,10 +139,10 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.corpus)
     print(report(result))
-    for split in ("dev", "heldout", "more", "more_heldout"):
+    for split in ("dev", "heldout", "more", "more_heldout", "more_heldout2"):
         part = run(args.corpus, split)
         print(
-            f"{split:<12} {part['lines']:>3} lines: precision {part['precision']:.3f}  recall {part['recall']:.3f}"
+            f"{split:<13} {part['lines']:>3} lines: precision {part['precision']:.3f}  recall {part['recall']:.3f}"
             f"  date accuracy {part['date_accuracy']:.3f}"
         )
     if args.errors:
