@@ -7,8 +7,9 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/engine.sh"
 ci_engine || { echo "ci: $CI_ENGINE_WHY" >&2; exit 1; }
-# The tag changes with this file's package list, so an edit here builds a new image.
-tag=$(sha256sum "$here/base-image.sh" "$here/Dockerfile.base" | sha256sum | cut -c1-12)
+# The tag changes with this file's package list and the apt sources, so an edit builds a new image.
+tag=$({ cat "$here/base-image.sh" "$here/Dockerfile.base"
+  cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null || true; } | sha256sum | cut -c1-12)
 image="classrec-ci-base:bookworm-$tag"
 if "$DOCKER" image inspect "$image" >/dev/null 2>&1; then echo "$image"; exit 0; fi
 
@@ -26,5 +27,13 @@ if ! "$DOCKER" image inspect "$root_image" >/dev/null 2>&1; then
   debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >&2
   tar -C "$rootfs" -c . | "$DOCKER" import - "$root_image" >/dev/null
 fi
-"$DOCKER" build --network host -q -t "$image" --build-arg BASE="$root_image" -f "$here/Dockerfile.base" "$here" >&2
+# The image's apt sees the archive as the machine's apt does (all suites: updates and security too;
+# debootstrap alone knows only the release, whose Chromium is months older).
+context=$(mktemp -d /tmp/ci-context.XXXXXX)
+mkdir -p "$context/sources.list.d"
+cp /etc/apt/sources.list.d/*.sources "$context/sources.list.d/" 2>/dev/null || true
+[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$context/sources.list" || : >"$context/sources.list"
+cp "$here/Dockerfile.base" "$context/"
+"$DOCKER" build --network host -q -t "$image" --build-arg BASE="$root_image" -f "$context/Dockerfile.base" "$context" >&2
+rm -rf "$context"
 echo "$image"
