@@ -117,7 +117,7 @@ def sent_intervals(rec: Rec, cfg: LockConfig | None) -> list[tuple[float, float]
         ps = (
             [Piece(0, len(u.audio), LECTURER, 1.0)]
             if cfg is None
-            else pieces(len(u.audio), emb, rec.voice, cfg)
+            else pieces(len(u.audio), emb, rec.voice, cfg, u.audio)
         )
         out += [((u.start + p.start) / SR, (u.start + p.end) / SR) for p in ps if p.speaker == LECTURER]
     return out

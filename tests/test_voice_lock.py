@@ -92,3 +92,15 @@ def test_enrol_refuses_too_little_speech(embedder: Embedder) -> None:
     with pytest.raises(EnrolmentError) as e:
         enrol(audio, embedder)
     assert e.value.code == "too_little_speech"
+
+
+def test_a_cut_moves_to_the_pause_between_the_speakers() -> None:
+    rng = np.random.default_rng(3)
+    n = 5 * STEP + 1234
+    audio = (rng.standard_normal(n) * 0.3).astype(np.float32)
+    gap = 3 * STEP - 4000  # 0.25 s before the second boundary: 0.1 s of silence
+    audio[gap : gap + 1600] = 0
+    emb = np.stack([SAME, SAME, SAME, OTHER_V, OTHER_V])
+    got = pieces(n, emb, VOICE, CFG, audio)
+    assert [p.speaker for p in got] == [LECTURER, OTHER]
+    assert gap <= got[0].end < gap + 1600 and got[1].start == got[0].end and got[1].end == n

@@ -53,7 +53,7 @@ class SessionLock:
 
     def split(self, start: int, audio: np.ndarray) -> list[Piece]:
         """The finished utterance's pieces by speaker (positions relative to `start`)."""
-        out = pieces(len(audio), self.windows(start, audio), self.voice, self.cfg)
+        out = pieces(len(audio), self.windows(start, audio), self.voice, self.cfg, audio)
         self.cache_start, self.cache = -1, []
         return out
 
