@@ -176,6 +176,33 @@ class Archive:
         rows = await self.pool.fetch("SELECT id FROM sessions WHERE id = ANY($1::text[])", sids)
         return {r["id"] for r in rows}
 
+    # --- shares -------------------------------------------------------------------------------
+
+    async def add_share(self, sid: str, token_digest: str, owner: str | None, config: dict[str, Any]) -> None:
+        """A share of the session (its row made first if the archive worker has not yet)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO sessions (id, owner, created, config) VALUES ($1, $2, $3, $4::jsonb)
+                   ON CONFLICT (id) DO NOTHING""",
+                sid,
+                owner,
+                float(config.get("started_at") or time.time()),
+                json.dumps(config),
+            )
+            await conn.execute(
+                "INSERT INTO shares (token_hash, session_id, created) VALUES ($1, $2, $3)",
+                token_digest,
+                sid,
+                time.time(),
+            )
+
+    async def revoke_shares(self, sid: str) -> int:
+        status = await self.pool.execute("DELETE FROM shares WHERE session_id = $1", sid)
+        return int(status.split()[-1])
+
+    async def shared_session(self, token_digest: str) -> str | None:
+        return await self.pool.fetchval("SELECT session_id FROM shares WHERE token_hash = $1", token_digest)
+
     async def delete(self, sid: str) -> bool:
         status = await self.pool.execute("DELETE FROM sessions WHERE id = $1", sid)
         return status.endswith(" 1")

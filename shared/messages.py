@@ -31,7 +31,8 @@ class StartMessage(Msg):
     course: str | None = Field(None, max_length=200)
     # The student's own names: saying one of them raises a `name` alert.
     names: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=10)
-    # The client's owner key (DESIGN.md "Access"); the voice lock looks the voice up under it.
+    # The client's owner key (DESIGN.md "Access"): the session belongs to it (stored only as its
+    # SHA-256, services/gateway/owners.py); the voice lock looks the voice up under it.
     owner: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{16,128}$")
     # Voice lock: an enrolled voice of the owner (/api/voices); others' speech dropped or labelled.
     voice: str | None = Field(None, max_length=64)

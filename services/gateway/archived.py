@@ -63,7 +63,7 @@ async def session(app: web.Application, sid: str) -> ArchivedSession | None:
 
 
 def entry_of(row: ArchivedSession) -> history.Entry:
-    return history.Entry(row.sid, "ended" if row.ended else "live", row.created, row.config)
+    return history.Entry(row.sid, "ended" if row.ended else "live", row.created, row.config, row.owner)
 
 
 async def record(app: web.Application, row: ArchivedSession) -> tuple[history.Entry, history.Record]:

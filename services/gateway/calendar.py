@@ -36,7 +36,6 @@ from aiohttp import web
 from services.gateway import app as gateway  # module, not names: app.py imports this module
 from services.gateway.sessions import SID_RE
 from shared.messages import AlertEvent, from_fields
-from shared.streams import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -187,17 +186,6 @@ async def read_alerts(request: web.Request, key: str) -> list[AlertEvent]:
         cursor = "(" + entries[-1][0].decode()
 
 
-async def archived_alerts(request: web.Request, sid: str, key: str) -> list[AlertEvent] | None:
-    """The archive's alerts of a session that ended there or that Redis no longer has; else None."""
-    from services.gateway import archived  # here: archived imports history, which imports this module
-
-    row = await archived.session(request.app, sid)
-    if row is None or not (row.ended or not await request.app[gateway.REDIS].exists(key)):
-        return None
-    _, record = await archived.record(request.app, row)
-    return record.alerts
-
-
 async def alerts_ics(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     if not SID_RE.fullmatch(sid):
@@ -208,16 +196,11 @@ async def alerts_ics(request: web.Request) -> web.Response:
             segment = int(request.query["segment"])
         except ValueError:
             return _error(400, "segment must be an integer")
-    key = request.app[gateway.SETTINGS].events_key(sid)
-    try:
-        alerts = await archived_alerts(request, sid, key)
-        if alerts is None:
-            if not await request.app[gateway.REDIS].exists(key):
-                return _error(404, "unknown session")
-            alerts = await read_alerts(request, key)
-    except REDIS_DOWN as e:
-        log.error("sid=%s calendar: redis unavailable: %r", sid, e)
-        return _error(503, "storage unavailable, try again")
+    from services.gateway import history  # here: history imports this module
+
+    # The session as the history routes read it: its owner's or a share's, from Redis or the archive.
+    _, record = await history.load(request)
+    alerts = record.alerts
     filename = f"classrec-{sid}.ics"
     if segment is not None:
         alerts = [a for a in alerts if a.segment == segment]

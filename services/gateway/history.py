@@ -38,7 +38,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import archived
+from services.gateway import archived, owners
 from services.gateway.calendar import CATEGORY_NAMES, clock
 from services.gateway.flag_formats import flag_cues, flags_json, md_flags, vtt_note
 from services.gateway.md_review import md_transcript, time_link
@@ -82,10 +82,16 @@ class Entry:
     status: str | None = None
     created: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None  # digest of the owner key (owners.py); None: no owner
 
 
-def parse_entry(sid: str, status: bytes | None, created: bytes | None, config: bytes | None) -> Entry:
-    entry = Entry(sid, status.decode() if status else None)
+REGISTRY_FIELDS = ("status", "created", "config", "owner")
+
+
+def parse_entry(
+    sid: str, status: bytes | None, created: bytes | None, config: bytes | None, owner: bytes | None = None
+) -> Entry:
+    entry = Entry(sid, status.decode() if status else None, owner=owner.decode() if owner else None)
     try:
         entry.created = float(created) if created else None
     except ValueError:
@@ -99,10 +105,10 @@ def parse_entry(sid: str, status: bytes | None, created: bytes | None, config: b
 
 
 async def read_entry(r: aioredis.Redis, store: SessionStore, sid: str) -> Entry | None:
-    status, created, config = await r.hmget(store.key(sid), "status", "created", "config")
-    if status is None and created is None and config is None:
+    row = await r.hmget(store.key(sid), *REGISTRY_FIELDS)
+    if all(v is None for v in row):
         return None
-    return parse_entry(sid, status, created, config)
+    return parse_entry(sid, *row)
 
 
 async def scan_registry(r: aioredis.Redis, store: SessionStore) -> list[Entry]:
@@ -115,7 +121,7 @@ async def scan_registry(r: aioredis.Redis, store: SessionStore) -> list[Entry]:
             sids.append(sid)
     async with r.pipeline(transaction=False) as pipe:
         for sid in sids:
-            pipe.hmget(store.key(sid), "status", "created", "config")
+            pipe.hmget(store.key(sid), *REGISTRY_FIELDS)
         rows = await pipe.execute(raise_on_error=False)
     return [
         parse_entry(sid, *row)
@@ -327,10 +333,11 @@ def parse_limit(request: web.Request) -> int:
 
 
 def may_list(request: web.Request, auth_token: str | None) -> bool:
-    """Listing reveals session ids (which grant reading and resuming a session): without a token,
-    only a client on this machine (the `make run` laptop case) may list them."""
-    if auth_token:
-        return True  # the security middleware has already checked it
+    """Listing reveals session ids (which grant reading and resuming a session started without an
+    owner): without a token, only a client on this machine (the `make run` laptop case) may list
+    those. An owner lists only its own sessions, which nobody else can open: from anywhere."""
+    if auth_token or owners.request_owner(request):
+        return True  # the security middleware has already checked the token
     peer = request.remote or ""
     return peer in ("127.0.0.1", "::1", "localhost") or peer.startswith("127.")
 
@@ -342,8 +349,9 @@ async def list_sessions(request: web.Request) -> web.Response:
         raise http_error(
             web.HTTPForbidden, "listing sessions from another machine needs AUTH_TOKEN to be set"
         )
+    owner = owners.request_owner(request)
     try:
-        entries = await scan_registry(r, SessionStore(r, s))
+        entries = [e for e in await scan_registry(r, SessionStore(r, s)) if e.owner == owner]
         entries.sort(key=lambda e: e.created or 0.0, reverse=True)
         page = entries[:limit]
         tallies = await request.app[TALLIES].tallies(r, [s.events_key(e.sid) for e in page])
@@ -351,7 +359,7 @@ async def list_sessions(request: web.Request) -> web.Response:
         log.error("history list: redis unavailable: %r", e)
         raise http_error(web.HTTPServiceUnavailable, "storage unavailable, try again") from None
     sessions = [summary_json(e, t) for e, t in zip(page, tallies, strict=True)]
-    sessions, total = await archived.merge_list(request.app, None, sessions, [e.sid for e in entries], limit)
+    sessions, total = await archived.merge_list(request.app, owner, sessions, [e.sid for e in entries], limit)
     return web.json_response({"sessions": sessions, "total": total, "limit": limit})
 
 
@@ -362,10 +370,13 @@ async def load(request: web.Request) -> tuple[Entry, Record]:
         raise http_error(web.HTTPBadRequest, "malformed session id")
     r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
     row = await archived.session(request.app, sid)
-    if row is not None and row.ended:  # the archive's copy is complete
-        return await archived.record(request.app, row)
     try:
         entry = await read_entry(r, SessionStore(r, s), sid)
+        owner = entry.owner if entry is not None else row.owner if row is not None else None
+        if not await owners.may_read(request, sid, owner):
+            raise http_error(web.HTTPNotFound, "unknown session")  # another owner's: it does not exist
+        if row is not None and row.ended:  # the archive's copy is complete
+            return await archived.record(request.app, row)
         key = s.events_key(sid)
         if entry is None and not await r.exists(key):
             if row is not None:  # Redis lost it before its end: what the archive has

@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from services.gateway import languages, security, voices
+from services.gateway import languages, owners, security, voices
 from services.gateway.flags import FlagStore, TooManyFlags
 from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
 from shared import metrics
@@ -159,10 +159,12 @@ class LiveSession:
                 return
 
     async def open(self, start: StartMessage) -> None:
+        owner = owners.digest(start.owner) if start.owner else None
         if start.session:
             info = await self.store.get(start.session)
-            if info is not None:
+            if info is not None and (not info.get("owner") or owners.same(owner, info["owner"])):
                 return await self.resume(start.session, info)
+            # Unknown, or another owner's: the same answer, so that an id reveals nothing.
             self.error("unknown_session", "no such session to resume; a new session was started")
         language = (start.language or languages.AUTO).strip().lower() or languages.AUTO
         problem = (await languages.support(self.r)).problem(language)
@@ -183,8 +185,8 @@ class LiveSession:
         )
         self.send(SessionEvent(session=self.sid, language=None if language == languages.AUTO else language))
         voiceprint = await voices.lock_for(self, start, config)  # after `session`: it may send an error
-        await self.store.create(self.sid, config)
-        opened = SessionOpened(sid=self.sid, config=config, voiceprint=voiceprint)
+        await self.store.create(self.sid, config, owner)
+        opened = SessionOpened(sid=self.sid, config=config, voiceprint=voiceprint, owner=owner)
         await xadd(self.r, self.s.sessions_stream, opened, self.s.stream_maxlen)
         self.tasks.append(asyncio.create_task(self.relay(self.sid)))
         log.info(

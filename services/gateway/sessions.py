@@ -30,12 +30,14 @@ class SessionStore:
     def key(self, sid: str) -> str:
         return f"session:{sid}"
 
-    async def create(self, sid: str, config: SessionConfig) -> None:
+    async def create(self, sid: str, config: SessionConfig, owner: str | None = None) -> None:
+        """Registers a new session; `owner` is the digest of its owner key (owners.py)."""
         key = self.key(sid)
+        fields = {"status": LIVE, "config": config.model_dump_json(), "created": time.time()}
+        if owner:
+            fields["owner"] = owner
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                key, mapping={"status": LIVE, "config": config.model_dump_json(), "created": time.time()}
-            )
+            pipe.hset(key, mapping=fields)
             pipe.expire(key, self.s.session_retention_s)
             await pipe.execute()
 

@@ -61,7 +61,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
 
 from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import history, voices
+from services.gateway import history, owners, voices
 from services.gateway.sessions import ENDED, SID_RE, STOPPING, SessionStore
 from shared.messages import (
     SAMPLE_RATE,
@@ -300,7 +300,9 @@ def start_message(upload: Upload, default_language: str | None) -> StartMessage:
         raise UploadError(400, f"invalid {param or 'field'}: {err['msg']}", param) from None
 
 
-async def open_session(r: aioredis.Redis, s: GatewaySettings, start: StartMessage) -> str:
+async def open_session(
+    r: aioredis.Redis, s: GatewaySettings, start: StartMessage, owner: str | None = None
+) -> str:
     """Creates a session exactly as a live one is opened; returns its id."""
     sid = secrets.token_urlsafe(18)
     extra = {"course": start.course} if "course" in SessionConfig.model_fields else {}
@@ -315,12 +317,11 @@ async def open_session(r: aioredis.Redis, s: GatewaySettings, start: StartMessag
     )
     voiceprint = await voices.upload_lock(r, start, config)
     store = SessionStore(r, s)
-    await store.create(sid, config)
+    await store.create(sid, config, owner)
     if start.course and not extra:  # the registry keeps the course for the history list
         await r.hset(store.key(sid), "config", json.dumps({**config.model_dump(), "course": start.course}))
-    await xadd(
-        r, s.sessions_stream, SessionOpened(sid=sid, config=config, voiceprint=voiceprint), s.stream_maxlen
-    )
+    opened = SessionOpened(sid=sid, config=config, voiceprint=voiceprint, owner=owner)
+    await xadd(r, s.sessions_stream, opened, s.stream_maxlen)
     return sid
 
 
@@ -546,14 +547,16 @@ def check_capacity(app: web.Application) -> None:
         raise UploadError(429, f"{MAX_ACTIVE} uploads are being transcribed; try again later", None, "busy")
 
 
-async def begin(app: web.Application, upload: Upload, start: StartMessage) -> Feeder:
+async def begin(
+    app: web.Application, upload: Upload, start: StartMessage, owner: str | None = None
+) -> Feeder:
     """Checks the file, opens its session and starts feeding it in the background."""
     check_capacity(app)
     active: dict[str, Feeder] = app[ACTIVE]
     duration = await asyncio.to_thread(probe, upload.path)
     r, s = app[gateway.REDIS], app[gateway.SETTINGS]
     try:
-        sid = await open_session(r, s, start)
+        sid = await open_session(r, s, start, owner)
         feeder = Feeder(r, s, sid, upload.path, duration)
         await feeder.register(upload.filename)
     except REDIS_DOWN as e:
@@ -576,10 +579,13 @@ async def begin(app: web.Application, upload: Upload, start: StartMessage) -> Fe
     return feeder
 
 
-async def start_upload(app: web.Application, upload: Upload, default_language: str | None) -> Feeder:
-    """Starts a received upload; on any failure its file is discarded (raises UploadError)."""
+async def start_upload(
+    app: web.Application, upload: Upload, default_language: str | None, owner: str | None = None
+) -> Feeder:
+    """Starts a received upload (owned by `owner`, a key's digest); on any failure its file is
+    discarded (raises UploadError)."""
     try:
-        return await begin(app, upload, start_message(upload, default_language))
+        return await begin(app, upload, start_message(upload, default_language), owner)
     except BaseException:
         upload.discard()
         raise
@@ -597,7 +603,8 @@ async def create_upload(request: web.Request) -> web.Response:
         upload = await receive(request)
         owner = request.headers.get(voices.OWNER_HEADER) or upload.get("owner") or ""
         upload.fields["owner"] = [owner]  # the voice lock's owner: the header, else the form's field
-        feeder = await start_upload(request.app, upload, "en")
+        owned = owners.digest(owner) if owners.OWNER_RE.fullmatch(owner) else owners.request_owner(request)
+        feeder = await start_upload(request.app, upload, "en", owned)
     except UploadError as e:
         return json_error(e)
     return web.json_response(

@@ -5,6 +5,7 @@
 // and, once the session id is known, the panel header gets <a id="calendar-all"> (every dated alert).
 // The session id is given by `setSession(sid)`, or read from the page's #session-id element.
 
+import { addAccess } from "./owner.js";
 import { formatClock, formatDate, formatTime, h } from "./util.js";
 
 export const CATEGORY_LABELS = {
@@ -37,6 +38,7 @@ export function alertTitle(alert) {
 export function calendarUrl(sid, segment = null, loc = window.location) {
   const url = new URL(`/api/sessions/${encodeURIComponent(sid)}/alerts.ics`, loc.href);
   if (segment !== null && segment !== undefined) url.searchParams.set("segment", String(segment));
+  addAccess(url, loc);
   const token = new URLSearchParams(loc.search).get("token");
   if (token) url.searchParams.set("token", token);
   return `${url.pathname}${url.search}`;

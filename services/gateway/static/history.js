@@ -10,6 +10,7 @@
 
 import { alertTitle, alertWhen, categoryLabel } from "./alerts.js";
 import { flagListView, markFlagged } from "./flags.js";
+import { accessHeaders, addAccess } from "./owner.js";
 import { formatClock, h } from "./util.js";
 
 export const DOWNLOADS = [
@@ -22,9 +23,9 @@ export const DOWNLOADS = [
 
 const STATUS_LABELS = { live: "live", stopping: "finishing", ended: "ended" };
 
-/** A same-origin API path carrying the page's ?token= (if any). */
+/** A same-origin API path carrying the page's ?token= (if any) and its owner key or share token. */
 export function apiUrl(path, loc = window.location) {
-  const url = new URL(path, loc.href);
+  const url = addAccess(new URL(path, loc.href), loc);
   const token = new URLSearchParams(loc.search).get("token");
   if (token) url.searchParams.set("token", token);
   return `${url.pathname}${url.search}`;
@@ -110,7 +111,7 @@ export class HistoryPanel {
   async fetchJson(url) {
     let resp;
     try {
-      resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+      resp = await fetch(url, { headers: accessHeaders({ Accept: "application/json" }), cache: "no-store" });
     } catch {
       throw new Error("the server cannot be reached");
     }

@@ -1,5 +1,6 @@
 // The setup form <-> a settings object, remembered in localStorage between lectures.
 
+import { ownerKey } from "./owner.js";
 import { parseKeywords } from "./util.js";
 
 const STORAGE_KEY = "classrec.settings.v1";
@@ -63,6 +64,7 @@ export function startMessage(s) {
     /* very old browser */
   }
   return {
+    owner: ownerKey(),
     language: s.language,
     task: s.translate ? "translate" : "transcribe",
     prompt: s.prompt,

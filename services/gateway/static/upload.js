@@ -7,6 +7,7 @@
 
 import { alertTitle, categoryLabel } from "./alerts.js";
 import { DOWNLOADS, apiUrl, sessionUrl } from "./history.js";
+import { accessHeaders } from "./owner.js";
 import { formatClock, h } from "./util.js";
 
 export const MAX_UPLOAD_BYTES = 200 * 1024 * 1024;
@@ -98,7 +99,7 @@ export class UploadPanel {
   async fetchJson(url, init = {}) {
     let resp;
     try {
-      resp = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store", ...init });
+      resp = await fetch(url, { headers: accessHeaders({ Accept: "application/json" }), cache: "no-store", ...init });
     } catch {
       throw new Error("the server cannot be reached");
     }

@@ -1,0 +1,74 @@
+"""Who may see a session: its owner, or whoever holds one of its share links (DESIGN.md, Access).
+
+The page makes an owner key (a secret of 16-128 url-safe characters), keeps it in localStorage and
+names it in `start` (`"owner"`) and in the `X-ClassRec-Owner` header of its HTTP requests. The
+server never stores the key: sessions carry the SHA-256 of it (`owner` in the `session:{sid}`
+registry hash and in the archive). A session started with an owner key is readable and resumable
+only with that key, or readable with a share token of that session (`?share=<token>`, see
+`share.py`); to anyone else it does not exist (404, `unknown_session`), so ids reveal nothing. A
+session started without an owner keeps the behaviour of before: its id is enough.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+
+from aiohttp import web
+
+OWNER_HEADER = "X-ClassRec-Owner"
+OWNER_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+SHARE_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+def digest(secret: str) -> str:
+    """The SHA-256 hex of an owner key or share token: what is stored instead of it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
+
+
+def request_owner(request: web.Request) -> str | None:
+    """The digest of the caller's owner key (header `X-ClassRec-Owner`, else `?owner=` for what a
+    browser opens by itself: links, the audio player), None without one; a malformed key is a 400."""
+    key = request.headers.get(OWNER_HEADER) or request.query.get("owner")
+    if key is None or not key.strip():
+        return None
+    if not OWNER_RE.fullmatch(key.strip()):
+        raise _bad_request(f"{OWNER_HEADER} must be 16-128 url-safe characters")
+    return digest(key.strip())
+
+
+def request_share(request: web.Request) -> str | None:
+    """The digest of the share token of `?share=`, None without one; a malformed one is a 400."""
+    token = request.query.get("share")
+    if token is None:
+        return None
+    if not SHARE_RE.fullmatch(token):
+        raise _bad_request("malformed share token")
+    return digest(token)
+
+
+def same(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and hmac.compare_digest(a, b)
+
+
+def is_owner(request: web.Request, session_owner: str | None) -> bool:
+    """The caller owns the session (any caller, for a session without an owner)."""
+    return session_owner is None or same(request_owner(request), session_owner)
+
+
+async def may_read(request: web.Request, sid: str, session_owner: str | None) -> bool:
+    """The caller owns the session, or presents a live share token of it."""
+    if is_owner(request, session_owner):
+        return True
+    share = request_share(request)
+    if share is None:
+        return False
+    from services.gateway import share as shares  # here: share.py imports the routes that import this
+
+    return await shares.session_of(request.app, share) == sid
