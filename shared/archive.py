@@ -56,8 +56,12 @@ def _session(row: asyncpg.Record) -> ArchivedSession:
     )
 
 
-_ENSURE = """INSERT INTO sessions (id, created, config) VALUES ($1, $2, $3::jsonb)
-              ON CONFLICT (id) DO NOTHING"""
+# The session's row, made if missing, unless its owner deleted the session; then 0 rows are returned.
+_ENSURE = """WITH made AS (
+                 INSERT INTO sessions (id, created, config)
+                 SELECT $1, $2, $3::jsonb WHERE NOT EXISTS (SELECT 1 FROM deleted_sessions WHERE id = $1)
+                 ON CONFLICT (id) DO NOTHING RETURNING id)
+             SELECT id FROM made UNION ALL SELECT id FROM sessions WHERE id = $1"""
 
 
 class Archive:
@@ -69,7 +73,8 @@ class Archive:
     async def open_session(self, sid: str, owner: str | None, config: SessionConfig) -> None:
         created = config.started_at or time.time()
         await self.pool.execute(
-            """INSERT INTO sessions (id, owner, created, config) VALUES ($1, $2, $3, $4::jsonb)
+            """INSERT INTO sessions (id, owner, created, config)
+               SELECT $1, $2, $3, $4::jsonb WHERE NOT EXISTS (SELECT 1 FROM deleted_sessions WHERE id = $1)
                ON CONFLICT (id) DO UPDATE SET owner = COALESCE(sessions.owner, EXCLUDED.owner),
                    created = EXCLUDED.created, config = EXCLUDED.config""",
             sid,
@@ -82,7 +87,8 @@ class Archive:
         """Keep a final; True when it was new."""
         extra = t.model_dump(exclude=FINAL_FIELDS, exclude_none=True)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_ENSURE, sid, config.started_at or time.time(), config.model_dump_json())
+            if not await conn.fetchval(_ENSURE, sid, config.started_at or time.time(), config.model_dump_json()):
+                return False  # deleted by its owner
             status = await conn.execute(
                 """INSERT INTO finals (session_id, segment, start_s, end_s, text, extra)
                    VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING""",
@@ -101,7 +107,8 @@ class Archive:
 
     async def add_alert(self, sid: str, a: AlertEvent) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_ENSURE, sid, time.time(), "{}")
+            if not await conn.fetchval(_ENSURE, sid, time.time(), "{}"):
+                return False
             status = await conn.execute(
                 """INSERT INTO alerts (session_id, segment, start_s, category, text, date, time, title)
                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
@@ -118,7 +125,7 @@ class Archive:
 
     async def end_session(self, sid: str, segments: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_ENSURE, sid, time.time(), "{}")
+            await conn.fetchval(_ENSURE, sid, time.time(), "{}")
             await conn.execute("UPDATE sessions SET ended = true, segments = $2 WHERE id = $1", sid, segments)
 
     # --- reads (the gateway) ------------------------------------------------------------------
@@ -204,7 +211,13 @@ class Archive:
         return await self.pool.fetchval("SELECT session_id FROM shares WHERE token_hash = $1", token_digest)
 
     async def delete(self, sid: str) -> bool:
-        status = await self.pool.execute("DELETE FROM sessions WHERE id = $1", sid)
+        """Removes the session and everything of it (finals, alerts, flags, shares); a tombstone
+        keeps late messages from bringing it back. True when it was there."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO deleted_sessions (id, deleted) VALUES ($1, $2) ON CONFLICT DO NOTHING", sid, time.time()
+            )
+            status = await conn.execute("DELETE FROM sessions WHERE id = $1", sid)
         return status.endswith(" 1")
 
 

@@ -126,6 +126,7 @@ class VadSettings(CommonSettings):
     voice_threshold: float = 0.7  # a stretch whose pooled score is below: another speaker
     voice_window_threshold: float = 0.55  # a 1-s window below: a candidate change of speaker
     voice_min_run: int = 2  # windows a change of speaker must last inside an utterance
+    keep_audio: bool = True  # keep each lecture's audio as Ogg Opus in DATA_DIR/audio
 
 
 class TranscriberSettings(CommonSettings):

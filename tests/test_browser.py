@@ -170,8 +170,12 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
                 " sent: window.classrec.recording.sentSeconds, clock: window.classrec.recording.clock.seconds})"
             )
 
-            # The .srt of the session, as the page's history panel downloads it.
-            resp = await page.request.get(f"{stack.http}/api/sessions/{sid}/transcript.srt")
+            # The .srt of the session, as the page's history panel downloads it: with the page's owner
+            # key (the session is its owner's; without the key it does not exist).
+            owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")
+            srt_url = f"{stack.http}/api/sessions/{sid}/transcript.srt"
+            assert (await page.request.get(srt_url)).status == 404
+            resp = await page.request.get(srt_url, headers={"X-ClassRec-Owner": owner})
             assert resp.ok, (resp.status, await resp.text())
             assert "subrip" in resp.headers.get("content-type", ""), resp.headers
             srt = await resp.text()
@@ -199,6 +203,7 @@ async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_
     assert resume.get("session") == sid, (resume, sid)
     for msg in (start, resume):
         assert msg["keywords"] == ["membrane", "lab report"] and msg["timezone"] == TIMEZONE
+        assert msg["owner"] == owner  # the session is this browser's
     assert all(not c.sent_text and not c.audio_bytes for c in log.connections if c.refused)
     assert log.odd_frames == 0
     assert first.audio_bytes / 32000 >= DROP_AT_S - 0.5, first.audio_bytes

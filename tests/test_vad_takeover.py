@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from tests.audio_util import opus_seconds
 from tests.client import FRAME_BYTES, collect, finals
 from tests.conftest import Lecture
-from tests.faults_util import Cluster
+from tests.faults_util import Cluster, wait_for
 from tests.transcripts import assert_heard
 
 pytestmark = pytest.mark.slow
@@ -77,3 +80,18 @@ async def test_kill_the_owning_vad_mid_utterance(cluster: Cluster, lecture1: Lec
     assert alerts == [a["category"] for a in lecture1.truth["alerts"] if a["start"] < 40]
     logs = cluster.log("vad-1") + cluster.log("vad-2")
     assert "taken over from checkpoint" in logs
+    # The recording too: no gap, nothing twice (the new owner re-read seconds of the utterance the
+    # dead one had already appended to the spool), so exactly as long as the audio sent.
+    audio = wait_for(lambda: fetch_audio(cluster, got[0]["session"]), 60, "the recorded audio")
+    assert abs(opus_seconds(audio) - len(pcm) / 32000) < 0.05
+
+
+def fetch_audio(c: Cluster, sid: str) -> bytes | None:
+    """The session's recorded audio, None while it is still being encoded (409)."""
+    try:
+        with urllib.request.urlopen(f"{c.http}/api/sessions/{sid}/audio", timeout=10) as resp:
+            return resp.read()
+    except urllib.error.HTTPError as e:
+        if e.code == 409:
+            return None
+        raise

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from services.gateway import archived, calendar, history, languages, security, uploads, voices
+from services.gateway import archived, audio, calendar, deletion, history, languages, security, uploads, voices
 from services.gateway.live import LiveSession
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
@@ -96,6 +96,8 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app.router.add_static("/static/", STATIC)
     calendar.add_routes(app)
     history.add_routes(app)
+    audio.add_routes(app)
+    deletion.add_routes(app)
     uploads.add_routes(app)
     voices.add_routes(app)  # the voice lock's enrolled voices
     languages.add_routes(app)

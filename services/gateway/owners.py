@@ -15,8 +15,13 @@ import hashlib
 import hmac
 import json
 import re
+from dataclasses import dataclass
 
 from aiohttp import web
+
+from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway import archived
+from services.gateway.sessions import SID_RE, SessionStore
 
 OWNER_HEADER = "X-ClassRec-Owner"
 OWNER_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -72,3 +77,49 @@ async def may_read(request: web.Request, sid: str, session_owner: str | None) ->
     from services.gateway import share as shares  # here: share.py imports the routes that import this
 
     return await shares.session_of(request.app, share) == sid
+
+
+@dataclass
+class Located:
+    """A session as far as access goes: its owner's digest, and whether its audio still comes."""
+
+    sid: str
+    owner: str | None
+    live: bool
+
+
+async def locate(request: web.Request, sid: str) -> Located | None:
+    """The session in the Redis registry, else in the archive, else by its events alone; None when
+    it is unknown or the id malformed."""
+    if not SID_RE.fullmatch(sid):
+        return None
+    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    status, owner = await r.hmget(SessionStore(r, s).key(sid), "status", "owner")
+    if status is not None or owner is not None:
+        return Located(sid, owner.decode() if owner else None, status in (b"live", b"stopping"))
+    row = await archived.session(request.app, sid)
+    if row is not None:
+        return Located(sid, row.owner, not row.ended)
+    if await r.exists(s.events_key(sid)):
+        return Located(sid, None, False)
+    return None
+
+
+def _not_found() -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=json.dumps({"error": "unknown session"}), content_type="application/json")
+
+
+async def require_reader(request: web.Request, sid: str) -> Located:
+    """The session, if the caller may read it (owner or share); else a 404 as for an unknown one."""
+    found = await locate(request, sid)
+    if found is None or not await may_read(request, sid, found.owner):
+        raise _not_found()
+    return found
+
+
+async def require_owner(request: web.Request, sid: str) -> Located:
+    """The session, if the caller owns it (anyone, for a session without an owner); else a 404."""
+    found = await locate(request, sid)
+    if found is None or not is_owner(request, found.owner):
+        raise _not_found()
+    return found

@@ -11,16 +11,19 @@ the alerts worker how many utterances there were.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import redis.asyncio as aioredis
 
 from services.vad import checkpoint
+from services.vad.recording import Recording, finish, orphan_spools
 from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
 from services.vad.voicelock import SessionLock, decode_voice
@@ -40,6 +43,7 @@ from shared.messages import (
     from_fields,
     to_fields,
 )
+from shared.recordings import audio_dir
 from shared.service import heartbeat
 from shared.settings import VadSettings
 from shared.streams import StreamWorker
@@ -47,6 +51,7 @@ from shared.streams import StreamWorker
 log = logging.getLogger(__name__)
 STATE_TTL_S = 6 * 3600
 IDLE_CHECKPOINT_S = 1.0
+ORPHAN_SWEEP_S = 60.0  # how often spools left by a dead worker are looked for
 
 
 @dataclass
@@ -62,6 +67,7 @@ class SessionState:
     last_audio: float = field(default_factory=time.monotonic)
     checkpointed: float = 0.0
     lock: SessionLock | None = None  # voice lock
+    recording: Recording | None = None  # the session's audio as received (KEEP_AUDIO)
     extra: int = 0  # segments beyond one per utterance (the lock cut an utterance into speakers' pieces)
 
     def index(self, utt_index: int) -> int:
@@ -124,6 +130,9 @@ class VadWorker(StreamWorker):
         self.leases = checkpoint.Leases(r, self.consumer, int(settings.vad_lease_s * 1000))
         self.sessions: dict[str, SessionState] = {}
         self._last_lease_check = 0.0
+        self.audio_dir = audio_dir(settings)
+        self.encoding: set[asyncio.Task] = set()  # recordings being encoded once their audio ended
+        self._last_sweep = 0.0
 
     def streams(self) -> Iterable[str]:
         return [self.cfg.sessions_stream]
@@ -152,8 +161,15 @@ class VadWorker(StreamWorker):
             pipe.sadd(checkpoint.LIVE_SET, msg.sid)
             self.write_checkpoint(pipe, state)
             await pipe.execute()
+        self.record(state)  # after the SADD: a spool on disk is always of a session in the set
         self.sessions[msg.sid] = state
         log.info("sid=%s session taken", msg.sid)
+
+    def record(self, state: SessionState) -> None:
+        """Start (or after a takeover, carry on) keeping the session's audio, at its checkpoint."""
+        if self.cfg.keep_audio:
+            state.recording = Recording(self.audio_dir, state.sid)
+            state.recording.open_at(state.samples)
 
     async def read_audio(self) -> None:
         ids = {self.cfg.audio_key(sid): s.last_id for sid, s in self.sessions.items()}
@@ -190,6 +206,8 @@ class VadWorker(StreamWorker):
             await self.on_audio(state, last_id, np.concatenate(frames))
 
     async def on_audio(self, state: SessionState, last_id: str, pcm: np.ndarray) -> None:
+        if state.recording is not None:
+            state.recording.append(pcm)
         state.samples += len(pcm)
         state.last_audio = time.monotonic()
         utts = state.segmenter.push(pcm, state.vad.push(pcm.astype(np.float32) / 32768.0))
@@ -202,6 +220,8 @@ class VadWorker(StreamWorker):
             await self.maybe_partial(state)
 
     def write_checkpoint(self, pipe: aioredis.client.Pipeline, state: SessionState) -> None:
+        if state.recording is not None:
+            state.recording.flush()  # the spool holds the checkpoint's `samples`, at least
         key = checkpoint.state_key(state.sid)
         pipe.hset(key, mapping=state.fields())
         pipe.expire(key, STATE_TTL_S)
@@ -280,6 +300,10 @@ class VadWorker(StreamWorker):
         await self.emit(state, state.segmenter.flush(), done=True)
         del self.sessions[state.sid]
         await self.leases.release(state.sid)
+        if state.recording is not None:
+            state.recording.close()
+            rec = state.recording
+            self.encode_later(rec.spool, rec.opus, state.sid)
         log.info(
             "sid=%s audio ended segments=%d audio_s=%.1f",
             state.sid,
@@ -339,14 +363,37 @@ class VadWorker(StreamWorker):
                 "sid=%s no audio for %.0fs; ending the session", state.sid, self.cfg.vad_idle_timeout_s
             )
             await self.stop(state)
+        if self.cfg.keep_audio and now - self._last_sweep > ORPHAN_SWEEP_S:
+            self._last_sweep = now
+            await self.finish_orphans()
         metrics.ACTIVE_SESSIONS.labels("vad").set(len(self.sessions))
         await heartbeat(self.r, "vad", self.consumer, {"sessions": len(self.sessions)})
+
+    def encode_later(self, spool: Path, opus: Path, sid: str) -> None:
+        """Encode a finished recording in a thread, the loop going on with the other sessions."""
+        task = asyncio.create_task(asyncio.to_thread(finish, spool, opus, sid), name=f"encode-{sid}")
+        self.encoding.add(task)
+        task.add_done_callback(self.encoding.discard)
+
+    async def finish_orphans(self) -> None:
+        """Encode the spools of ended sessions that a worker left behind (it died before encoding)."""
+        found = orphan_spools(self.audio_dir, set())  # listed before the live set is read: see open()
+        if not found:
+            return
+        live = {s.decode() for s in await self.r.smembers(checkpoint.LIVE_SET)} | set(self.sessions)
+        busy = {t.get_name() for t in self.encoding}
+        for spool, opus, sid in found:
+            if sid not in live and f"encode-{sid}" not in busy:
+                log.warning("sid=%s recording left unencoded by a worker; encoding it", sid)
+                self.encode_later(spool, opus, sid)
 
     async def keep_leases(self) -> None:
         for sid in list(self.sessions):
             if not await self.leases.renew(sid):
                 log.warning("sid=%s lease lost to another replica; dropping the session here", sid)
-                del self.sessions[sid]
+                state = self.sessions.pop(sid)
+                if state.recording is not None:
+                    state.recording.close()  # the new owner cuts it back to its checkpoint
 
     async def adopt_orphans(self) -> None:
         """Take over sessions whose owner died, from their last checkpoint."""
@@ -358,6 +405,7 @@ class VadWorker(StreamWorker):
                 await self.leases.release(sid)
                 continue
             state = SessionState.restore(sid, raw, StreamingVad(self.model), self.seg_cfg, self.lock_cfg)
+            self.record(state)
             self.sessions[sid] = state
             log.warning(
                 "sid=%s taken over from checkpoint last_id=%s seg=%d",
@@ -373,5 +421,9 @@ class VadWorker(StreamWorker):
                 self.write_checkpoint(pipe, state)
                 await pipe.execute()
             await self.leases.release(state.sid)
+            if state.recording is not None:
+                state.recording.close()
             log.info("sid=%s handed back at last_id=%s", state.sid, state.last_id)
         self.sessions.clear()
+        if self.encoding:  # recordings of sessions that ended: finish them before exiting
+            await asyncio.gather(*self.encoding, return_exceptions=True)
