@@ -87,7 +87,9 @@ class Archive:
         """Keep a final; True when it was new."""
         extra = t.model_dump(exclude=FINAL_FIELDS, exclude_none=True)
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(_ENSURE, sid, config.started_at or time.time(), config.model_dump_json()):
+            if not await conn.fetchval(
+                _ENSURE, sid, config.started_at or time.time(), config.model_dump_json()
+            ):
                 return False  # deleted by its owner
             status = await conn.execute(
                 """INSERT INTO finals (session_id, segment, start_s, end_s, text, extra)
@@ -215,7 +217,9 @@ class Archive:
         keeps late messages from bringing it back. True when it was there."""
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO deleted_sessions (id, deleted) VALUES ($1, $2) ON CONFLICT DO NOTHING", sid, time.time()
+                "INSERT INTO deleted_sessions (id, deleted) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                sid,
+                time.time(),
             )
             status = await conn.execute("DELETE FROM sessions WHERE id = $1", sid)
         return status.endswith(" 1")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 
-import asyncpg
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
