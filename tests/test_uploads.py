@@ -222,8 +222,10 @@ async def test_upload_control_in_the_page(stack: Stack, short_mp3: bytes, tmp_pa
             await expect(result.locator(".history-seg")).to_contain_text(re.compile("determine", re.I))
             await expect(page.locator("#upload-progress")).to_have_attribute("value", "1")
             sid = await page.locator("#upload").get_attribute("data-session")
-            await expect(result.locator("a[href$='/transcript.srt']")).to_have_attribute(
-                "href", f"/api/sessions/{sid}/transcript.srt"
+            # The link carries the page's owner key: the upload is this browser's session.
+            owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")
+            await expect(result.locator("a[href*='/transcript.srt']")).to_have_attribute(
+                "href", f"/api/sessions/{sid}/transcript.srt?owner={owner}"
             )
             assert not errors
         finally:
