@@ -185,6 +185,37 @@ class Archive:
         rows = await self.pool.fetch("SELECT id FROM sessions WHERE id = ANY($1::text[])", sids)
         return {r["id"] for r in rows}
 
+    async def search(self, owner: str | None, query: str, limit: int) -> list[dict[str, Any]]:
+        """The owner's finals matching `query` (websearch_to_tsquery syntax, English stemming):
+        newest lecture first, best ranked first within a lecture, each with a marked snippet."""
+        where = "s.owner = $1" if owner else "s.owner IS NULL AND $1::text IS NULL"
+        rows = await self.pool.fetch(
+            f"""SELECT f.session_id, f.segment, f.start_s, f.end_s, s.created, s.config->>'course' AS course,
+                       ts_rank(f.tsv, q) AS rank, ts_headline('english', f.text, q, $4) AS snippet
+                FROM websearch_to_tsquery('english', $2) AS q, finals f
+                JOIN sessions s ON s.id = f.session_id
+                WHERE {where} AND f.tsv @@ q
+                ORDER BY s.created DESC, rank DESC, f.segment
+                LIMIT $3""",
+            owner,
+            query,
+            limit,
+            HEADLINE,
+        )
+        return [
+            {
+                "session": r["session_id"],
+                "segment": r["segment"],
+                "start": r["start_s"],
+                "end": r["end_s"],
+                "created": r["created"],
+                "course": r["course"],
+                "rank": round(float(r["rank"]), 4),
+                "snippet": mark(r["snippet"]),
+            }
+            for r in rows
+        ]
+
     # --- shares -------------------------------------------------------------------------------
 
     async def add_share(self, sid: str, token_digest: str, owner: str | None, config: dict[str, Any]) -> None:

@@ -90,6 +90,7 @@ class GatewaySettings(CommonSettings):
     max_sessions_per_client: int = 8  # live WebSocket sessions per client address
     max_messages_per_s: float = 50.0  # frames per connection, sustained (token bucket)
     max_messages_burst: int = 200  # frames per connection in a burst
+    max_followers_per_session: int = 200  # share-link followers of one session, per gateway
     trust_forwarded_for: bool = False  # client address from X-Forwarded-For (behind a reverse proxy only)
     max_flags_per_session: int = 500  # bookmarks and doubts a session keeps (services/gateway/flags.py)
 

@@ -119,7 +119,9 @@ async def test_flags_live_resume_reload_view_and_export(
             await expect(view.locator(".history-flag").filter(has_text=NOTE)).to_have_count(1)
             await expect(view.locator('.history-seg[data-flagged="true"]').first).to_be_visible()
 
-            md = await (await page.request.get(f"{stack.http}/api/sessions/{sid}/transcript.md")).text()
+            owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")  # the session is its
+            md_url = f"{stack.http}/api/sessions/{sid}/transcript.md"
+            md = await (await page.request.get(md_url, headers={"X-ClassRec-Owner": owner})).text()
             section = md.split("## Flags", 1)[1].split("## Transcript", 1)[0]
             lines = [x for x in section.splitlines() if x.startswith("- [")]
             assert len(lines) == 3, section

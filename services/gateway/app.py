@@ -9,7 +9,20 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
-from services.gateway import archived, audio, calendar, deletion, history, languages, security, uploads, voices
+from services.gateway import (
+    archived,
+    audio,
+    calendar,
+    deletion,
+    follow,
+    history,
+    languages,
+    search,
+    security,
+    share,
+    uploads,
+    voices,
+)
 from services.gateway.live import LiveSession
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
@@ -98,6 +111,9 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     history.add_routes(app)
     audio.add_routes(app)
     deletion.add_routes(app)
+    search.add_routes(app)
+    share.add_routes(app)
+    follow.add_routes(app)
     uploads.add_routes(app)
     voices.add_routes(app)  # the voice lock's enrolled voices
     languages.add_routes(app)

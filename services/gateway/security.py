@@ -44,7 +44,7 @@ from shared.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/", "/healthz", "/favicon.ico"})
-OPEN_PREFIXES = ("/static/",)
+OPEN_PREFIXES = ("/static/", "/s/")  # /s/<share>: the page; its socket and API calls are gated
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ORIGIN_CHECKED_PREFIXES = ("/api/", "/v1/")
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}

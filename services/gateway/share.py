@@ -8,13 +8,55 @@ outlives Redis with the lecture. `DELETE` of the same route revokes every share 
 from __future__ import annotations
 
 import logging
+import secrets
+from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway import archived
+from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway import archived, history, owners
 from shared.archive import DB_DOWN
 
 log = logging.getLogger(__name__)
+PAGE = Path(__file__).parent / "static" / "index.html"
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/sessions/{sid}/share", create_share)
+    app.router.add_delete("/api/sessions/{sid}/share", revoke_shares)
+    app.router.add_get("/s/{token}", share_page)
+
+
+async def create_share(request: web.Request) -> web.Response:
+    sid = request.match_info["sid"]
+    found = await owners.require_owner(request, sid)
+    archive = archived.require(request)
+    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    entry = await history.read_entry(r, history.SessionStore(r, s), sid)
+    config = entry.config if entry is not None else {}
+    token = secrets.token_urlsafe(24)
+    try:
+        await archive.add_share(sid, owners.digest(token), found.owner, config)
+    except DB_DOWN as e:
+        log.error("sid=%s share: archive unreachable: %r", sid, e)
+        raise history.http_error(
+            web.HTTPServiceUnavailable, "the archive is unreachable, try again"
+        ) from None
+    log.info("sid=%s share link made", sid)
+    return web.json_response({"share": token, "url": f"/s/{token}"}, status=201)
+
+
+async def revoke_shares(request: web.Request) -> web.Response:
+    sid = request.match_info["sid"]
+    await owners.require_owner(request, sid)
+    revoked = await archived.require(request).revoke_shares(sid)
+    log.info("sid=%s share links revoked n=%d", sid, revoked)
+    return web.json_response({"revoked": revoked})
+
+
+async def share_page(request: web.Request) -> web.FileResponse:
+    """The page, which on /s/<token> follows the shared lecture (read-only) instead of recording."""
+    return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
 
 
 async def session_of(app: web.Application, share: str) -> str | None:

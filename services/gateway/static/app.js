@@ -12,9 +12,12 @@ import { AlertsView, Beeper, Notifier, alertTitle, categoryLabel } from "./alert
 import { MicCapture } from "./capture.js";
 import { TranscribeConnection, transcribeUrl } from "./connection.js";
 import { FlagsController } from "./flags.js";
+import { FollowConnection } from "./follow.js";
 import { HistoryPanel, apiUrl, sessionUrl } from "./history.js";
 import { loadLanguages } from "./languages.js";
+import { SearchBox } from "./search.js";
 import { Notices } from "./notices.js";
+import { shareToken } from "./owner.js";
 import { loadSettings, readSettings, saveSettings, startMessage, writeSettings } from "./settings.js";
 import { LocalRecording, ReviewPlayer, audioFor } from "./review.js";
 import { VoiceLock } from "./voice.js";
@@ -53,6 +56,7 @@ const beeper = new Beeper();
 const pastLectures = new HistoryPanel($("history"));
 const voiceLock = new VoiceLock($("voice-lock"), { course: () => readSettings(ui.form).course });
 ui.form.elements.course.addEventListener("change", () => voiceLock.refresh()); // a saved voice per course
+const lectureSearch = new SearchBox($("search-form"), $("search-results"), pastLectures);
 const uploads = new UploadPanel($("upload"), {
   options: () => ({ ...startMessage(readSettings(ui.form)), ...voiceLock.startFields() }),
   onDone: () => pastLectures.refreshIfOpen(), // the uploaded recording joins the past lectures
@@ -502,6 +506,7 @@ window.classrec = {
   alerts,
   notices,
   history: pastLectures,
+  search: lectureSearch,
   flags,
   review,
   localRecording,
@@ -511,3 +516,29 @@ window.classrec = {
     return rec;
   },
 };
+
+// --- share view (/s/<token>): follow a shared lecture, read-only ---------------------------------
+
+function follow() {
+  document.body.dataset.mode = "follow";
+  notices.show("You are following a shared lecture (read-only).", { kind: "info", code: "follow" });
+  const f = new FollowConnection();
+  const labels = { connecting: "connecting…", open: "live", reconnecting: "reconnecting…", ended: "ended", failed: "disconnected" };
+  f.addEventListener("state", (e) => {
+    ui.status.textContent = labels[e.detail.state] || e.detail.state;
+    ui.status.dataset.state = e.detail.state === "open" ? "live" : e.detail.state;
+  });
+  f.addEventListener("session", (e) => {
+    ui.sessionId.textContent = e.detail.session;
+    alerts.setSession(e.detail.session);
+  });
+  f.addEventListener("transcript", (e) => onTranscript(e.detail));
+  f.addEventListener("alert", (e) => {
+    if (alerts.add(e.detail, transcript.part)) transcript.markAlert(e.detail.segment, transcript.part, e.detail.category);
+  });
+  f.addEventListener("error", (e) => notices.show(e.detail.message || "Server error", { code: e.detail.code || "error" }));
+  f.open();
+  window.classrec.follow = f;
+}
+
+if (shareToken()) follow();

@@ -10,6 +10,7 @@
 
 import { alertTitle, alertWhen, categoryLabel } from "./alerts.js";
 import { flagListView, markFlagged } from "./flags.js";
+import { lectureActions } from "./lecture-actions.js";
 import { accessHeaders, addAccess } from "./owner.js";
 import { formatClock, h } from "./util.js";
 
@@ -193,10 +194,17 @@ export class HistoryPanel {
       h("button", { type: "button", class: "btn btn-small", onclick: () => this.close() }, "Close"),
     );
     const links = h("div", { class: "history-links" }, ...this.downloads(session.id));
+    const actions = lectureActions(session.id, {
+      loc: this.loc,
+      onDeleted: () => {
+        this.close();
+        this.load();
+      },
+    });
     const transcript = this.transcriptView(session);
     markFlagged(transcript, session.flags);
     const flags = flagListView(session.flags, (f) => this.revealTime(f.start));
-    this.view.replaceChildren(head, links, this.alertList(session), flags, transcript);
+    this.view.replaceChildren(...[head, links, actions, this.alertList(session), flags, transcript].filter(Boolean));
   }
 
   alertList(session) {

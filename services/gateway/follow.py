@@ -1,0 +1,180 @@
+"""`GET /ws/follow?share=<token>`: a read-only follower of a shared session, live or finished.
+
+The follower gets `session`, then every event of the session from its start (transcripts, alerts,
+flags, errors; a partial once its final is out is dropped, a final sent once), live as they come,
+then `end` once the session has ended. It reads `events:{sid}` by itself (XRANGE-paged XREAD from
+`0-0`): the owner's connection and the workers never wait for a follower. A follower that does not
+read its socket fills its own bounded queue and is closed (`slow_client`); the owner is unaffected.
+A session Redis no longer holds is replayed from the archive, then `end`. At most
+`MAX_FOLLOWERS_PER_SESSION` followers per session on each gateway (close 1008 beyond).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import redis.asyncio as aioredis
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway import archived, owners, security, share
+from shared.messages import (
+    CLIENT_EVENTS,
+    AlertsDone,
+    EndEvent,
+    ErrorEvent,
+    Msg,
+    SessionEvent,
+    TranscriptEvent,
+    from_fields,
+    to_client_json,
+)
+from shared.streams import REDIS_DOWN
+
+log = logging.getLogger(__name__)
+QUEUE = 2000  # frames waiting for one follower
+SEND_TIMEOUT_S = 10.0
+FOLLOWERS = web.AppKey("followers", dict)
+
+
+def add_routes(app: web.Application) -> None:
+    app[FOLLOWERS] = {}
+    app.router.add_get("/ws/follow", follow_ws)
+
+
+async def follow_ws(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=20.0)
+    await ws.prepare(request)
+    try:
+        digest = owners.request_share(request)
+    except web.HTTPBadRequest:
+        digest = None
+    sid = await share.session_of(request.app, digest) if digest else None
+    if sid is None:
+        await ws.send_str(
+            to_client_json(ErrorEvent(code="unknown_share", message="this share link is not valid"))
+        )
+        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unknown share")
+        return ws
+    counts: dict[str, int] = request.app[FOLLOWERS]
+    limit = request.app[gateway.SETTINGS].max_followers_per_session
+    if counts.get(sid, 0) >= limit:
+        await security.refuse(ws, f"this lecture has {limit} followers already")
+        return ws
+    counts[sid] = counts.get(sid, 0) + 1
+    log.info("sid=%s follower joined followers=%d", sid, counts[sid])
+    try:
+        await Follower(ws, request.app, sid).serve()
+    finally:
+        counts[sid] -= 1
+        if not counts[sid]:
+            del counts[sid]
+    return ws
+
+
+class Follower:
+    def __init__(self, ws: web.WebSocketResponse, app: web.Application, sid: str) -> None:
+        self.ws, self.app, self.sid = ws, app, sid
+        self.r: aioredis.Redis = app[gateway.REDIS]
+        self.s = app[gateway.SETTINGS]
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
+        self.cut_off = False
+
+    def send(self, msg: Msg) -> None:
+        if self.cut_off:
+            return
+        try:
+            self.outbox.put_nowait(to_client_json(msg))
+        except asyncio.QueueFull:  # not reading: let it go, nobody else waits for it
+            self.cut_off = True
+            log.warning("sid=%s follower too slow; closing it", self.sid)
+            self.outbox = asyncio.Queue(2)
+            slow = ErrorEvent(code="slow_client", message="the follower did not read its messages; reconnect")
+            self.outbox.put_nowait(to_client_json(slow))
+            self.outbox.put_nowait(None)
+
+    async def serve(self) -> None:
+        tasks = [asyncio.create_task(self.sender()), asyncio.create_task(self.relay())]
+        try:
+            async for frame in self.ws:  # a follower only listens; anything it sends is ignored
+                if frame.type == WSMsgType.ERROR:
+                    break
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def sender(self) -> None:
+        while True:
+            text = await self.outbox.get()
+            if text is None or self.ws.closed:
+                await self.ws.close()
+                return
+            try:
+                await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
+            except (TimeoutError, ConnectionResetError):
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"follower too slow")
+                return
+
+    async def relay(self) -> None:
+        self.send(SessionEvent(session=self.sid))
+        key = self.s.events_key(self.sid)
+        try:
+            if await self.r.exists(key):
+                await self.follow_stream(key)
+            else:
+                await self.replay_archive()
+        except REDIS_DOWN as e:
+            log.warning("sid=%s follower lost redis: %r", self.sid, e)
+            self.send(
+                ErrorEvent(code="unavailable", message="the server's storage is unreachable; reconnect")
+            )
+        self.close()
+
+    def close(self) -> None:
+        """After the last message: the sender closes the socket (unless it is being cut off)."""
+        if not self.cut_off:
+            try:
+                self.outbox.put_nowait(None)
+            except asyncio.QueueFull:
+                self.cut_off = True
+                self.outbox = asyncio.Queue(1)
+                self.outbox.put_nowait(None)
+
+    async def follow_stream(self, key: str) -> None:
+        last, finalized = "0-0", set()
+        while not self.cut_off:
+            resp = await self.r.xread({key: last}, count=200, block=self.s.block_ms)
+            if not resp and not await self.r.exists(key):  # deleted (or expired) meanwhile
+                break
+            for _, entries in resp or []:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    try:
+                        msg = from_fields(fields)
+                    except ValueError:
+                        continue
+                    if isinstance(msg, TranscriptEvent):
+                        if msg.segment in finalized:
+                            continue
+                        if msg.final:
+                            finalized.add(msg.segment)
+                    if isinstance(msg, AlertsDone):
+                        self.send(EndEvent())
+                        return
+                    if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
+                        self.send(msg)
+        self.send(EndEvent())
+
+    async def replay_archive(self) -> None:
+        row = await archived.session(self.app, self.sid)
+        if row is not None:
+            _, record = await archived.record(self.app, row)
+            for final in record.lines:
+                self.send(final)
+            for alert in sorted(record.alerts, key=lambda a: a.segment):
+                self.send(alert)
+        self.send(EndEvent())
