@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from shared.messages import AlertEvent, SessionConfig, TranscriptEvent
+from shared.messages import AlertEvent, FlagEvent, SessionConfig, TranscriptEvent
 
 log = logging.getLogger(__name__)
 FINAL_FIELDS = {"type", "segment", "start", "end", "text", "final", "stable"}
@@ -130,6 +130,25 @@ class Archive:
             await conn.fetchval(_ENSURE, sid, time.time(), "{}")
             await conn.execute("UPDATE sessions SET ended = true, segments = $2 WHERE id = $1", sid, segments)
 
+    async def add_flags(self, sid: str, flags: list[FlagEvent]) -> int:
+        """Keep the session's flags (bookmarks and doubts); returns how many were new."""
+        new = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(_ENSURE, sid, time.time(), "{}"):
+                return 0
+            for f in flags:
+                status = await conn.execute(
+                    """INSERT INTO flags (session_id, id, start_s, end_s, note) VALUES ($1, $2, $3, $4, $5)
+                       ON CONFLICT DO NOTHING""",
+                    sid,
+                    f.id,
+                    f.start,
+                    f.end,
+                    f.note,
+                )
+                new += status.endswith(" 1")
+        return new
+
     # --- reads (the gateway) ------------------------------------------------------------------
 
     async def session(self, sid: str) -> ArchivedSession | None:
@@ -163,6 +182,13 @@ class Archive:
             except ValidationError:
                 log.warning("sid=%s archived alert of an unknown category skipped", sid)
         return out
+
+    async def flags(self, sid: str) -> list[FlagEvent]:
+        rows = await self.pool.fetch(
+            "SELECT id, start_s, end_s, note FROM flags WHERE session_id = $1 ORDER BY start_s, end_s, id",
+            sid,
+        )
+        return [FlagEvent(id=r["id"], start=r["start_s"], end=r["end_s"], note=r["note"]) for r in rows]
 
     async def sessions_of(self, owner: str | None, limit: int) -> tuple[list[ArchivedSession], int]:
         """The owner's sessions (those without one when owner is None), newest first, with counts."""

@@ -21,6 +21,7 @@ from shared.db import connect_pool
 from shared.messages import (
     AlertEvent,
     AlertRecord,
+    FlagEvent,
     SessionConfig,
     SessionEnded,
     SessionOpened,
@@ -108,6 +109,8 @@ async def test_worker_writes_a_lecture_once_even_when_delivered_twice(
     s = prefixed("arch1")
     worker = ArchiveWorker(s, r, Archive(pool), consumer="a1")
     msgs = lecture("sid-arch-one", owner="f" * 64)
+    flag = FlagEvent(id="flag-1", start=4.5, end=6.0, note="didn't get this")
+    await r.hset("flags:sid-arch-one", flag.id, flag.model_dump_json())  # as the gateway keeps them
     await publish(r, s, msgs[1:] + msgs[:1])  # the session's opening last: finals come first
     await publish(r, s, msgs)  # and everything again, as a redelivery would
     await drain(worker, r, s)
@@ -120,6 +123,7 @@ async def test_worker_writes_a_lecture_once_even_when_delivered_twice(
     assert [f.text for f in finals] == ["Welcome to the course.", "The exam is on March 3rd.", ""]
     alerts = await Archive(pool).alerts("sid-arch-one")
     assert sorted((a.category, a.date) for a in alerts) == [("custom", None), ("exam", "2024-03-03")]
+    assert await Archive(pool).flags("sid-arch-one") == [flag]  # copied at the end, once
 
 
 async def test_killed_between_write_and_ack_writes_no_duplicate(
@@ -173,7 +177,10 @@ async def test_history_served_from_the_archive_once_redis_lost_it(
     sid = "sid-arch-three"
     worker = ArchiveWorker(s, r, Archive(pool), consumer="a3")
     await publish(r, s, lecture(sid))
+    flag = FlagEvent(id="flag-3", start=4.5, end=6.0, note="ask about this")
+    await r.hset(f"flags:{sid}", flag.id, flag.model_dump_json())
     await drain(worker, r, s)
+    await r.delete(f"flags:{sid}")
     # Redis never had (or no longer has) this session's registry entry or events.
     await r.delete(f"session:{sid}", f"{s.events_prefix}{sid}")
     settings = GatewaySettings(
@@ -189,6 +196,7 @@ async def test_history_served_from_the_archive_once_redis_lost_it(
             "The exam is on March 3rd.",
         ]
         assert {a["category"] for a in detail["alerts"]} == {"exam", "custom"}
+        assert [(f["id"], f["note"]) for f in detail["flags"]] == [("flag-3", "ask about this")]
         txt = await (await c.get(f"/api/sessions/{sid}/transcript.txt")).text()
         assert "[00:04] The exam is on March 3rd." in txt
         ics = await (await c.get(f"/api/sessions/{sid}/alerts.ics")).text()

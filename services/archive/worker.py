@@ -2,7 +2,7 @@
 
 It has consumer groups of its own ("archive") on `sessions` (`session_opened`: who owns it, its
 settings), `transcripts` (`transcript_record`: the finals) and `alerts` (`alert_record`, and
-`session_ended` once every alert is out), so it reads everything the other workers read without
+`session_ended` once every alert is out, when the session's flags, `flags:{sid}`, are copied too), so it reads everything the other workers read without
 taking anything from them. Each message is written, then acknowledged: a worker that dies in
 between leaves the entry pending, another (or the restarted one) reclaims it and writes it again,
 and the unique keys of the archive make that second write a no-op. A database outage is waited out
@@ -20,7 +20,15 @@ import redis.asyncio as aioredis
 
 from shared import metrics
 from shared.archive import DB_DOWN, Archive
-from shared.messages import AlertRecord, Msg, SessionEnded, SessionOpened, TranscriptRecord, VadDone
+from shared.messages import (
+    AlertRecord,
+    FlagEvent,
+    Msg,
+    SessionEnded,
+    SessionOpened,
+    TranscriptRecord,
+    VadDone,
+)
 from shared.service import heartbeat
 from shared.settings import ArchiveSettings
 from shared.streams import StreamWorker
@@ -71,10 +79,21 @@ class ArchiveWorker(StreamWorker):
                     "sid=%s seg=%d archived alert category=%s", msg.sid, msg.alert.segment, msg.alert.category
                 )
         elif isinstance(msg, SessionEnded):
+            flags = await self.archive.add_flags(msg.sid, await self.flags(msg.sid))
             await self.archive.end_session(msg.sid, msg.segments)
-            log.info("sid=%s archived session end segments=%d", msg.sid, msg.segments)
+            log.info("sid=%s archived session end segments=%d flags=%d", msg.sid, msg.segments, flags)
         elif not isinstance(msg, VadDone):  # the utterance count comes again with session_ended
             log.warning("unexpected message type=%s", msg.type)  # type: ignore[attr-defined]
+
+    async def flags(self, sid: str) -> list[FlagEvent]:
+        """The session's flags as the gateway keeps them (`flags:{sid}`, services/gateway/flags.py)."""
+        out = []
+        for raw in (await self.r.hgetall(f"flags:{sid}")).values():
+            try:
+                out.append(FlagEvent.model_validate_json(raw))
+            except ValueError:
+                log.warning("sid=%s malformed flag skipped", sid)
+        return out
 
     async def after_batch(self) -> None:
         await heartbeat(self.r, "archive", self.consumer, {"written": self.written})

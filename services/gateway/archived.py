@@ -73,6 +73,7 @@ async def record(app: web.Application, row: ArchivedSession) -> tuple[history.En
     for final in await archive.finals(row.sid):
         rec.finals[final.segment] = final
     rec.alerts = await archive.alerts(row.sid)
+    rec.flags_by_id = {f.id: f for f in await archive.flags(row.sid)}
     # Flags are kept by the gateway (flags.py) with the session in Redis; the archive has a table for
     # them but no writer yet, so they are read from there (as long as SESSION_RETENTION_S keeps them).
     app_r, app_s = app[gateway.REDIS], app[gateway.SETTINGS]
