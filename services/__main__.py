@@ -126,7 +126,13 @@ def main() -> None:
         redis_proc = start_redis(s.redis_port, os.path.join(s.data_dir, "redis"))
         env["REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
         log.info("embedded server on port %d (data in %s)", s.redis_port, s.data_dir)
-    postgres_proc = start_archive_db(s, env)
+    try:
+        postgres_proc = start_archive_db(s, env)
+    except Exception:
+        if redis_proc is not None:  # nothing is left running behind a failed start
+            redis_proc.terminate()
+            redis_proc.wait(10)
+        raise
     cmds = service_commands(s.transcribers, archive=bool(env.get("DATABASE_URL", "").strip()))
     # Transcribers yield the CPU to the VAD and the gateway, whose work cannot wait (audio keeps coming).
     nice = {name: s.transcriber_nice for name in cmds if name.startswith("transcriber")}

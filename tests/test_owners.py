@@ -126,3 +126,17 @@ async def test_archived_sessions_stay_their_owners(
         assert (
             await c.get(f"/api/sessions/{sids['a']}/transcript.txt", headers=as_owner(other))
         ).status == 404
+
+
+async def test_upload_progress_is_its_owners(client: TestClient, r) -> None:  # type: ignore[no-untyped-def]
+    from services.gateway.sessions import SessionStore
+    from shared.messages import SessionConfig as Config
+
+    sid = "upl" + secrets.token_hex(8)
+    await SessionStore(r, GatewaySettings()).create(sid, Config(), digest(A))
+    await r.hset(
+        f"upload:{sid}", mapping={"status": "feeding", "fed_s": 1, "updated": 0, "filename": "a.mp3"}
+    )
+    assert (await client.get(f"/api/uploads/{sid}", headers=as_owner(A))).status == 200
+    for other in (B, None):
+        assert (await client.get(f"/api/uploads/{sid}", headers=as_owner(other))).status == 404
