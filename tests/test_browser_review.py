@@ -73,7 +73,11 @@ async def test_playback_follows_the_words_and_seeks(stack: Stack, lecture1: Lect
                 await page.click("#stop")
             await expect(page.locator("body")).to_have_attribute("data-phase", "ended", timeout=90_000)
             sid = await page.locator("#session-id").text_content()
-            session = await (await page.request.get(f"{stack.http}/api/sessions/{sid}")).json()
+            owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")  # the session is its
+            detail = await page.request.get(
+                f"{stack.http}/api/sessions/{sid}", headers={"X-ClassRec-Owner": owner}
+            )
+            session = await detail.json()
             words = [w for t in session["transcript"] for w in t.get("words", [])]
             assert len(words) >= 15, session["transcript"]
 
