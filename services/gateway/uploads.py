@@ -673,7 +673,10 @@ async def upload_progress(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     if not SID_RE.fullmatch(sid):
         raise history.http_error(web.HTTPBadRequest, "malformed session id")
-    await owners.require_reader(request, sid)  # another owner's upload does not exist
+    try:
+        await owners.require_reader(request, sid)
+    except web.HTTPNotFound:  # unknown, or another owner's upload: it does not exist
+        raise history.http_error(web.HTTPNotFound, "unknown upload") from None
     r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
     try:
         info = await r.hgetall(upload_key(sid))
