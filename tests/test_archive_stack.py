@@ -4,7 +4,9 @@
    transcript from its start, then the rest live, then the end;
 2. the lecture outlives Redis: the stack stopped, Redis flushed, the stack started again, and the
    lecture, its alerts, its audio (as long as what was sent, within 0.2 s) and its search hits
-   are all still there, for its owner only.
+   are all still there, for its owner only;
+3. in Chromium, the page's search box finds a word of it (from the archive) and a hit opens the
+   lecture at that final.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -205,17 +208,7 @@ async def test_the_lecture_outlives_redis(
     archive_stack: ArchiveStack, lecture1: Lecture, state: dict[str, Any]
 ) -> None:
     s = archive_stack
-    if "streamed" not in state:  # without a browser: stream it here
-        from tests.client import stream
-
-        pcm = lecture1.pcm[: 70 * 32000]
-        msgs = await stream(
-            s.http.replace("http", "ws") + "/ws/transcribe", pcm, {"type": "start", "owner": OWNER}, SPEED
-        )
-        state["streamed"] = Streamed(
-            next(m["session"] for m in msgs if m["type"] == "session"), msgs, len(pcm) / 32000
-        )
-    streamed: Streamed = state["streamed"]
+    streamed = await lecture_streamed(s, lecture1, state)
     sid = streamed.sid
     alerts = sorted((m["segment"], m["category"]) for m in streamed.messages if m["type"] == "alert")
     assert alerts, "lecture1's first 70 s have announcements"
@@ -258,6 +251,19 @@ async def test_the_lecture_outlives_redis(
     assert s.json(f"/api/search?q={word}", other)["results"] == []
 
 
+async def lecture_streamed(s: ArchiveStack, lecture1: Lecture, state: dict[str, Any]) -> Streamed:
+    """The lecture the first test streamed; streamed here when that test did not run (no browser)."""
+    if "streamed" not in state:
+        from tests.client import stream
+
+        pcm = lecture1.pcm[: 70 * 32000]
+        ws = s.http.replace("http", "ws") + "/ws/transcribe"
+        msgs = await stream(ws, pcm, {"type": "start", "owner": OWNER}, SPEED)
+        sid = next(m["session"] for m in msgs if m["type"] == "session")
+        state["streamed"] = Streamed(sid, msgs, len(pcm) / 32000)
+    return state["streamed"]
+
+
 def wait_audio(s: ArchiveStack, sid: str, timeout: float = 60) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
@@ -266,3 +272,39 @@ def wait_audio(s: ArchiveStack, sid: str, timeout: float = 60) -> bytes:
             return body
         assert status == 409 and time.monotonic() < deadline, (status, body[:200])
         time.sleep(0.2)  # polling for the encoded file, with a deadline
+
+
+@pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
+async def test_the_page_searches_past_lectures_and_opens_the_moment(
+    archive_stack: ArchiveStack, lecture1: Lecture, state: dict[str, Any]
+) -> None:
+    """In Chromium, with the owner's key in localStorage: the search box finds a word of the
+    lecture (after the Redis flush: from the archive) and a hit opens the lecture at that final."""
+    from playwright.async_api import async_playwright, expect
+
+    streamed = await lecture_streamed(archive_stack, lecture1, state)
+    target = next(f for f in finals(streamed.messages)[2:] if len(f["text"].split()) >= 4)
+    word = max(target["text"].split(), key=len).strip(".,!?;:").lower()
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=find_chromium(), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = await browser.new_page()
+            await page.add_init_script(f"localStorage.setItem('classrec.owner', {json.dumps(OWNER)})")
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(archive_stack.http + "/")
+            await page.click("#history summary")
+            await page.fill("#search-q", word)
+            await page.press("#search-q", "Enter")
+            hit = page.locator(f'.search-hit[data-segment="{target["segment"]}"]')
+            await expect(hit).to_be_visible(timeout=20_000)
+            await expect(hit.locator("mark").first).to_be_visible()
+            await hit.click()
+            seg = page.locator(f'#history-view .history-seg[data-segment="{target["segment"]}"]')
+            await expect(seg).to_have_class(re.compile(r"\bhighlight\b"), timeout=10_000)
+            assert (await seg.locator(".text").inner_text()).split() == target["text"].split()
+            assert not errors, errors
+        finally:
+            await browser.close()
