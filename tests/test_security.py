@@ -13,13 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway import security
 from services.gateway.app import make_app
 from services.gateway.security import (
-    LIMITS,
     ClientLimits,
     RateLimiter,
     client_key,
     origin_netloc,
     refuse,
 )
+from services.gateway.state import CLIENT_LIMITS
 from shared.messages import TranscriptEvent
 from shared.settings import GatewaySettings
 from shared.streams import xadd
@@ -199,7 +199,7 @@ def test_install_is_idempotent(redis_url: str) -> None:
     n = len(app.middlewares)
     security.install(app, settings)
     assert len(app.middlewares) == n
-    assert app[LIMITS].max_per_client == 2
+    assert app[CLIENT_LIMITS].max_per_client == 2
 
 
 class FakeRequest:

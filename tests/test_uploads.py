@@ -21,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from openai import OpenAI
 
-from services.gateway import uploads
+from services.gateway import state
 from services.gateway.app import make_app
 from services.transcriber.backends import OpenAIBackend, Request
 from shared.settings import GatewaySettings, TranscriberSettings
@@ -175,7 +175,7 @@ async def test_upload_refusals(http: aiohttp.ClientSession) -> None:
 async def test_upload_size_limit(redis_url: str) -> None:
     """413 beyond the limit, whether the body announces its length or comes chunked."""
     app = make_app(GatewaySettings(redis_url=redis_url))
-    app[uploads.LIMIT] = 50_000
+    app[state.UPLOAD_LIMIT] = 50_000
     boundary = "classrec-test-boundary"
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n'

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, web
 
 from services.gateway import (
@@ -24,6 +24,7 @@ from services.gateway import (
     voices,
 )
 from services.gateway.live import LiveSession
+from services.gateway.state import BACKGROUND, CLIENT_LIMITS, REDIS, SETTINGS, SOCKETS
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
 from shared.settings import GatewaySettings
@@ -31,18 +32,16 @@ from shared.streams import REDIS_DOWN, connect
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-SETTINGS = web.AppKey("settings", GatewaySettings)
-REDIS = web.AppKey("redis", aioredis.Redis)
-SOCKETS = web.AppKey("sockets", set)  # open WebSockets, closed with 1001 on shutdown
-BACKGROUND = web.AppKey("background", set)  # grace timers of detached sessions
 REQUIRED = ("vad", "transcriber", "alerts")
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = connect(app[SETTINGS])
     yield
-    for task in list(app[BACKGROUND]):  # grace timers; the VAD's idle timeout covers those sessions
+    tasks = list(app[BACKGROUND])  # grace timers; the VAD's idle timeout covers those sessions
+    for task in tasks:
         task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)  # each has finished before Redis closes
     await app[REDIS].aclose()
 
 
@@ -71,7 +70,7 @@ async def transcribe_ws(request: web.Request) -> web.WebSocketResponse:
     # close with unread data would reset the connection); far larger ones aiohttp cuts off itself.
     ws = web.WebSocketResponse(max_msg_size=4 * s.max_frame_bytes, heartbeat=20.0)
     await ws.prepare(request)
-    limits, client = request.app[security.LIMITS], security.client_key(request, s.trust_forwarded_for)
+    limits, client = request.app[CLIENT_LIMITS], security.client_key(request, s.trust_forwarded_for)
     if not limits.acquire(client):
         await security.refuse(ws, f"too many sessions from this address (max {s.max_sessions_per_client})")
         return ws

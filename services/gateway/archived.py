@@ -15,31 +15,29 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import history
+from services.gateway import history, state
 from services.gateway.flags import FlagStore
 from shared.archive import DB_DOWN, Archive, ArchivedSession
 from shared.db import connect_pool
 
 log = logging.getLogger(__name__)
-ARCHIVE = web.AppKey("archive", Archive)
 
 
 def install(app: web.Application) -> None:
     """Opens the archive's pool with the app when DATABASE_URL is set."""
-    if app[gateway.SETTINGS].database_url:
+    if app[state.SETTINGS].database_url:
         app.cleanup_ctx.append(_pool_ctx)
 
 
 async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    pool = await connect_pool(app[gateway.SETTINGS].database_url or "", min_size=1, max_size=10)
-    app[ARCHIVE] = Archive(pool)
+    pool = await connect_pool(app[state.SETTINGS].database_url or "", min_size=1, max_size=10)
+    app[state.ARCHIVE] = Archive(pool)
     yield
     await pool.close()
 
 
 def archive_of(app: web.Application) -> Archive | None:
-    return app.get(ARCHIVE)
+    return app.get(state.ARCHIVE)
 
 
 def require(request: web.Request) -> Archive:
@@ -76,7 +74,7 @@ async def record(app: web.Application, row: ArchivedSession) -> tuple[history.En
     rec.flags_by_id = {f.id: f for f in await archive.flags(row.sid)}
     # Flags are kept by the gateway (flags.py) with the session in Redis; the archive has a table for
     # them but no writer yet, so they are read from there (as long as SESSION_RETENTION_S keeps them).
-    app_r, app_s = app[gateway.REDIS], app[gateway.SETTINGS]
+    app_r, app_s = app[state.REDIS], app[state.SETTINGS]
     for flag in await FlagStore(app_r, app_s).list(row.sid):
         rec.flags_by_id.setdefault(flag.id, flag)
     return entry_of(row), rec

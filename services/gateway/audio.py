@@ -12,8 +12,7 @@ import json
 
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import owners
+from services.gateway import owners, state
 from shared.recordings import opus_path, spool_path
 
 
@@ -28,7 +27,7 @@ def _error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
 async def session_audio(request: web.Request) -> web.StreamResponse:
     sid = request.match_info["sid"]
     found = await owners.require_reader(request, sid)
-    s = request.app[gateway.SETTINGS]
+    s = request.app[state.SETTINGS]
     path = opus_path(s, sid)
     if not path.is_file():
         if found.live or spool_path(s, sid).exists():

@@ -33,7 +33,7 @@ from datetime import time as dtime
 import icalendar
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway import state
 from services.gateway.sessions import SID_RE
 from shared.messages import AlertEvent, from_fields
 
@@ -166,7 +166,7 @@ def build_calendar(sid: str, alerts: list[AlertEvent], stamp: datetime | None = 
 
 async def read_alerts(request: web.Request, key: str) -> list[AlertEvent]:
     """Every `alert` entry of the events stream, in order (paged XRANGE; malformed entries skipped)."""
-    r = request.app[gateway.REDIS]
+    r = request.app[state.REDIS]
     alerts: list[AlertEvent] = []
     cursor = "-"
     while True:

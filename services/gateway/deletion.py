@@ -13,8 +13,7 @@ import logging
 
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import archived, owners
+from services.gateway import archived, owners, state
 from services.gateway.sessions import SessionStore
 from shared import recordings
 
@@ -46,7 +45,7 @@ async def delete_session(request: web.Request) -> web.Response:
     archive = archived.archive_of(request.app)
     if archive is not None:
         await archive.delete(sid)
-    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     keys = [k.format(sid=sid) for k in SESSION_KEYS] + [s.events_key(sid), s.audio_key(sid)]
     assert SessionStore(r, s).key(sid) in keys
     await r.delete(*keys)

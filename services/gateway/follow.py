@@ -18,8 +18,7 @@ import logging
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import archived, owners, security, share
+from services.gateway import archived, owners, security, share, state
 from shared.messages import (
     CLIENT_EVENTS,
     AlertsDone,
@@ -36,11 +35,10 @@ from shared.streams import REDIS_DOWN
 log = logging.getLogger(__name__)
 QUEUE = 2000  # frames waiting for one follower
 SEND_TIMEOUT_S = 10.0
-FOLLOWERS = web.AppKey("followers", dict)
 
 
 def add_routes(app: web.Application) -> None:
-    app[FOLLOWERS] = {}
+    app[state.FOLLOWERS] = {}
     app.router.add_get("/ws/follow", follow_ws)
 
 
@@ -58,8 +56,8 @@ async def follow_ws(request: web.Request) -> web.WebSocketResponse:
         )
         await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"unknown share")
         return ws
-    counts: dict[str, int] = request.app[FOLLOWERS]
-    limit = request.app[gateway.SETTINGS].max_followers_per_session
+    counts = request.app[state.FOLLOWERS]
+    limit = request.app[state.SETTINGS].max_followers_per_session
     if counts.get(sid, 0) >= limit:
         await security.refuse(ws, f"this lecture has {limit} followers already")
         return ws
@@ -77,8 +75,8 @@ async def follow_ws(request: web.Request) -> web.WebSocketResponse:
 class Follower:
     def __init__(self, ws: web.WebSocketResponse, app: web.Application, sid: str) -> None:
         self.ws, self.app, self.sid = ws, app, sid
-        self.r: aioredis.Redis = app[gateway.REDIS]
-        self.s = app[gateway.SETTINGS]
+        self.r: aioredis.Redis = app[state.REDIS]
+        self.s = app[state.SETTINGS]
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
         self.cut_off = False
 

@@ -37,8 +37,7 @@ from zoneinfo import ZoneInfo
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import archived, owners
+from services.gateway import archived, owners, state
 from services.gateway.calendar import CATEGORY_NAMES, clock
 from services.gateway.flag_formats import flag_cues, flags_json, md_flags, vtt_note
 from services.gateway.md_review import md_transcript, time_link
@@ -61,7 +60,7 @@ MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
 
 def add_routes(app: web.Application) -> None:
     """Registers the history routes (and the tally cache) on the gateway's application."""
-    app[TALLIES] = TallyCache()
+    app[state.TALLIES] = TallyCache()
     app.router.add_get("/api/sessions", list_sessions)
     app.router.add_get("/api/sessions/{sid}", session_detail)
     app.router.add_get("/api/sessions/{sid}/transcript.{ext}", transcript_file)
@@ -275,9 +274,6 @@ class TallyCache:
         return tally
 
 
-TALLIES = web.AppKey("history_tallies", TallyCache)
-
-
 # --- JSON -------------------------------------------------------------------------------------
 
 
@@ -344,7 +340,7 @@ def may_list(request: web.Request, auth_token: str | None) -> bool:
 
 async def list_sessions(request: web.Request) -> web.Response:
     limit = parse_limit(request)
-    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     if not may_list(request, s.auth_token):
         raise http_error(
             web.HTTPForbidden, "listing sessions from another machine needs AUTH_TOKEN to be set"
@@ -354,7 +350,7 @@ async def list_sessions(request: web.Request) -> web.Response:
         entries = [e for e in await scan_registry(r, SessionStore(r, s)) if e.owner == owner]
         entries.sort(key=lambda e: e.created or 0.0, reverse=True)
         page = entries[:limit]
-        tallies = await request.app[TALLIES].tallies(r, [s.events_key(e.sid) for e in page])
+        tallies = await request.app[state.TALLIES].tallies(r, [s.events_key(e.sid) for e in page])
     except REDIS_DOWN as e:
         log.error("history list: redis unavailable: %r", e)
         raise http_error(web.HTTPServiceUnavailable, "storage unavailable, try again") from None
@@ -368,7 +364,7 @@ async def load(request: web.Request) -> tuple[Entry, Record]:
     sid = request.match_info["sid"]
     if not SID_RE.fullmatch(sid):
         raise http_error(web.HTTPBadRequest, "malformed session id")
-    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     row = await archived.session(request.app, sid)
     try:
         entry = await read_entry(r, SessionStore(r, s), sid)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from services.gateway import state
 from services.transcriber.models import configured_languages, resolve
 from shared.service import HEARTBEAT_PREFIX
 from shared.settings import TranscriberSettings
@@ -106,9 +107,7 @@ async def _from_heartbeats(r: aioredis.Redis) -> Support | None:
 
 
 async def languages_route(request: web.Request) -> web.Response:
-    from services.gateway.app import REDIS
-
-    return web.json_response((await support(request.app[REDIS])).as_json())
+    return web.json_response((await support(request.app[state.REDIS])).as_json())
 
 
 def add_routes(app: web.Application) -> None:

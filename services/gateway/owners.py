@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import archived
+from services.gateway import archived, state
 from services.gateway.sessions import SID_RE, SessionStore
 
 OWNER_HEADER = "X-ClassRec-Owner"
@@ -93,7 +92,7 @@ async def locate(request: web.Request, sid: str) -> Located | None:
     it is unknown or the id malformed."""
     if not SID_RE.fullmatch(sid):
         return None
-    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     status, owner = await r.hmget(SessionStore(r, s).key(sid), "status", "owner")
     if status is not None or owner is not None:
         return Located(sid, owner.decode() if owner else None, status in (b"live", b"stopping"))

@@ -14,8 +14,7 @@ import logging
 
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import archived, history, owners
+from services.gateway import archived, history, owners, state
 from shared.archive import DB_DOWN
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,7 @@ async def search(request: web.Request) -> web.Response:
     except ValueError:
         raise history.http_error(web.HTTPBadRequest, "limit must be an integer") from None
     owner = owners.request_owner(request)
-    if owner is None and not history.may_list(request, request.app[gateway.SETTINGS].auth_token):
+    if owner is None and not history.may_list(request, request.app[state.SETTINGS].auth_token):
         raise history.http_error(web.HTTPForbidden, "searching from another machine needs an owner key")
     archive = archived.require(request)
     try:

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSCloseCode, web
 from aiohttp.typedefs import Handler, Middleware
 
+from services.gateway import state
 from shared.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -264,15 +265,14 @@ async def refuse(ws: web.WebSocketResponse, reason: str) -> None:
 
 # --- wiring ------------------------------------------------------------------------------------
 
-LIMITS = web.AppKey("client_limits", ClientLimits)
-
 
 def install(app: web.Application, settings: GatewaySettings) -> None:
-    """Adds the middleware and `app[LIMITS]` to a not yet started app; a second call does nothing."""
+    """Adds the middleware and `app[state.CLIENT_LIMITS]` to a not yet started app; a second call does
+    nothing."""
     if not any(getattr(m, MARK, False) for m in app.middlewares):
         app.middlewares.append(security_middleware(settings))
-    if LIMITS not in app:
-        app[LIMITS] = ClientLimits(settings.max_sessions_per_client)
+    if state.CLIENT_LIMITS not in app:
+        app[state.CLIENT_LIMITS] = ClientLimits(settings.max_sessions_per_client)
 
 
 def rate_limiter(settings: GatewaySettings) -> RateLimiter:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import archived, history, owners
+from services.gateway import archived, history, owners, state
 from shared.archive import DB_DOWN
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ async def create_share(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     found = await owners.require_owner(request, sid)
     archive = archived.require(request)
-    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     entry = await history.read_entry(r, history.SessionStore(r, s), sid)
     config = entry.config if entry is not None else {}
     token = secrets.token_urlsafe(24)

@@ -60,8 +60,7 @@ import redis.asyncio as aioredis
 from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
-from services.gateway import history, owners, voices
+from services.gateway import history, owners, state, voices
 from services.gateway.sessions import ENDED, SID_RE, STOPPING, SessionStore
 from shared.messages import (
     SAMPLE_RATE,
@@ -116,8 +115,8 @@ class UploadError(Exception):
 
 def add_routes(app: web.Application) -> None:
     """Registers the upload routes and their state on the gateway's application."""
-    app[LIMIT] = getattr(app[gateway.SETTINGS], "max_upload_bytes", MAX_UPLOAD_BYTES)
-    app[ACTIVE] = {}
+    app[state.UPLOAD_LIMIT] = getattr(app[state.SETTINGS], "max_upload_bytes", MAX_UPLOAD_BYTES)
+    app[state.UPLOADS_ACTIVE] = {}
     app.router.add_post("/api/uploads", create_upload)
     app.router.add_get("/api/uploads/{sid}", upload_progress)
     app.router.add_post("/v1/audio/transcriptions", openai_transcriptions)
@@ -186,7 +185,7 @@ async def read_parts(request: web.Request, upload: Upload, limit: int) -> bool:
 
 async def receive(request: web.Request) -> Upload:
     """The request's form, its file in a temporary file (the caller discards it); raises UploadError."""
-    limit = request.app[LIMIT]
+    limit = request.app[state.UPLOAD_LIMIT]
     check_capacity(request.app)
     if request.content_length is not None and request.content_length > limit + MAX_FIELD_BYTES * 8:
         raise too_large(limit)
@@ -543,7 +542,7 @@ class Feeder:
 
 def check_capacity(app: web.Application) -> None:
     """429 while this gateway feeds MAX_ACTIVE uploads (a soft bound: checked before and after the body)."""
-    if len(app[ACTIVE]) >= MAX_ACTIVE:
+    if len(app[state.UPLOADS_ACTIVE]) >= MAX_ACTIVE:
         raise UploadError(429, f"{MAX_ACTIVE} uploads are being transcribed; try again later", None, "busy")
 
 
@@ -552,9 +551,9 @@ async def begin(
 ) -> Feeder:
     """Checks the file, opens its session and starts feeding it in the background."""
     check_capacity(app)
-    active: dict[str, Feeder] = app[ACTIVE]
+    active = app[state.UPLOADS_ACTIVE]
     duration = await asyncio.to_thread(probe, upload.path)
-    r, s = app[gateway.REDIS], app[gateway.SETTINGS]
+    r, s = app[state.REDIS], app[state.SETTINGS]
     try:
         sid = await open_session(r, s, start, owner)
         feeder = Feeder(r, s, sid, upload.path, duration)
@@ -564,7 +563,7 @@ async def begin(
         raise UploadError(503, "storage unavailable, try again", None, "unavailable") from None
     task = asyncio.create_task(feeder.run(), name=f"upload-{sid}")
     active[sid] = feeder
-    background = app[gateway.BACKGROUND]
+    background = app[state.BACKGROUND]
     background.add(task)
     task.add_done_callback(background.discard)
     task.add_done_callback(lambda _: active.pop(sid, None))
@@ -677,7 +676,7 @@ async def upload_progress(request: web.Request) -> web.Response:
         await owners.require_reader(request, sid)
     except web.HTTPNotFound:  # unknown, or another owner's upload: it does not exist
         raise history.http_error(web.HTTPNotFound, "unknown upload") from None
-    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     try:
         info = await r.hgetall(upload_key(sid))
         if not info:
@@ -796,14 +795,10 @@ async def openai_transcriptions(request: web.Request) -> web.Response:
         return openai_error(
             504 if "did not finish" in (feeder.error or "") else 500, feeder.error or "transcription failed"
         )
-    r, s = request.app[gateway.REDIS], request.app[gateway.SETTINGS]
+    r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     try:
         record = await history.read_record(r, s.events_key(feeder.sid))
     except REDIS_DOWN:
         return openai_error(503, "storage unavailable, try again", None, "unavailable")
     language = upload.get("language")
     return render(fmt, feeder.sid, record, feeder, language, grains)
-
-
-LIMIT = web.AppKey("upload_limit", int)
-ACTIVE = web.AppKey("uploads_active", dict)

@@ -34,7 +34,7 @@ import numpy as np
 import redis.asyncio as aioredis
 from aiohttp import BodyPartReader, web
 
-from services.gateway import app as gateway  # module, not names: app.py imports this module
+from services.gateway import state
 from services.voice.embedder import EMBEDDING_DIM, Embedder
 from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
 from shared.messages import SessionConfig, StartMessage
@@ -167,7 +167,7 @@ def enrol_file(data: bytes) -> tuple[np.ndarray, float, float]:
 
 
 async def create_voice(request: web.Request) -> web.Response:
-    r: aioredis.Redis = request.app[gateway.REDIS]
+    r: aioredis.Redis = request.app[state.REDIS]
     try:
         owner = owner_of(request)
         data, name = await read_form(request)
@@ -195,7 +195,7 @@ async def create_voice(request: web.Request) -> web.Response:
 
 async def list_voices(request: web.Request) -> web.Response:
     try:
-        raw = await request.app[gateway.REDIS].hgetall(voices_key(owner_of(request)))
+        raw = await request.app[state.REDIS].hgetall(voices_key(owner_of(request)))
     except VoiceError as e:
         return error_response(e)
     except REDIS_DOWN:
@@ -209,7 +209,7 @@ async def delete_voice(request: web.Request) -> web.Response:
     voice = request.match_info["voice"]
     try:
         owner = owner_of(request)
-        if not VOICE_RE.match(voice) or not await request.app[gateway.REDIS].hdel(voices_key(owner), voice):
+        if not VOICE_RE.match(voice) or not await request.app[state.REDIS].hdel(voices_key(owner), voice):
             raise VoiceError(404, "unknown_voice", "no such voice of this owner")
     except VoiceError as e:
         return error_response(e)

@@ -3,19 +3,21 @@
 A backend takes a `Request` (float32 16 kHz mono audio, language, prompt, hotwords, whether it is a
 partial, a forced prefix) and returns the decoded pieces with their timings relative to the audio's
 start, confidences and, for finals, word timings. The hallucination guards (`guards.py`) are applied
-by the worker to what any backend returns.
+by the worker to what any backend returns. `Request`, `Result` and `Piece` live in `types.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
+from services.transcriber.guards import no_speech, too_compressible
 from services.transcriber.models import languages, load_whisper, resolve
+from services.transcriber.openai_backend import OpenAIBackend, to_wav
+from services.transcriber.types import Piece, Request, Result
 from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
 
@@ -25,37 +27,6 @@ TAIL_S = 0.6  # what is left of an utterance after its last word: VAD padding, n
 PARTIAL_MAX_TOKENS = 160
 BATCH_SPREAD_S = 3.0  # a batch pads its shortest utterance by at most this much more than alone
 PROMPT_MAX_TOKENS = 224  # Whisper's previous-text budget (half its 448-token context)
-
-
-@dataclass
-class Piece:
-    """A decoded stretch of text (a Whisper segment) with its timing and confidence."""
-
-    start: float
-    end: float
-    text: str
-    avg_logprob: float = 0.0
-    no_speech_prob: float = 0.0
-    compression_ratio: float = 1.0
-    words: list[tuple[float, float, str]] = field(default_factory=list)  # (start, end, word)
-
-
-@dataclass
-class Result:
-    pieces: list[Piece] = field(default_factory=list)
-
-
-@dataclass
-class Request:
-    """One transcription: the audio and how to decode it."""
-
-    audio: np.ndarray  # float32, 16 kHz mono
-    language: str | None
-    prompt: str
-    hotwords: str = ""
-    partial: bool = False  # a partial result: cheaper decoding, no word timings
-    prefix: str = ""  # words the result must start with (partials: the committed words)
-    task: str = "transcribe"  # or "translate": English text (multilingual models)
 
 
 class Backend(Protocol):
@@ -193,8 +164,6 @@ class LocalBackend:
         decode again (temperature fallback when it is on, or text ending before its audio does) is
         decoded alone."""
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
-
-        from services.transcriber.guards import no_speech, too_compressible  # guards import this module
 
         m, s, first = self.model, self.s, reqs[0]
         tok = self._tokenizer(first.language, first.task)
@@ -369,16 +338,8 @@ def make_backend(s: TranscriberSettings) -> Backend:
     if s.transcribe_backend == "local":
         return LocalBackend(s)
     if s.transcribe_backend == "openai":
-        from services.transcriber.openai_backend import OpenAIBackend
-
         return OpenAIBackend(s)
     raise ValueError(f"unknown TRANSCRIBE_BACKEND {s.transcribe_backend!r}: use 'local' or 'openai'")
 
 
-def __getattr__(name: str) -> Any:
-    """The API backend lives in services/transcriber/openai_backend.py; importable from here as before."""
-    if name in ("OpenAIBackend", "to_wav"):
-        from services.transcriber import openai_backend
-
-        return getattr(openai_backend, name)
-    raise AttributeError(name)
+__all__ = ["Backend", "LocalBackend", "OpenAIBackend", "Piece", "Request", "Result", "make_backend", "to_wav"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from services.transcriber.backends import Piece
+from services.transcriber.types import Piece
 
 # Phrases Whisper is known to produce on silence or noise (subtitle-corpus residue); last resort only.
 OUTRO_PHRASES = (

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from services.transcriber.backends import Piece, Request, Result
+from services.transcriber.types import Piece, Request, Result
 from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
 

@@ -21,10 +21,11 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from services.transcriber.agreement import Agreement
-from services.transcriber.backends import Backend, Piece, Request, Result
+from services.transcriber.backends import Backend
 from services.transcriber.fairshare import Queue, leave, queue
 from services.transcriber.guards import drop_doubled, keep_pieces
 from services.transcriber.languages import LanguageUnsupported, session_language, tell_unsupported
+from services.transcriber.types import Piece, Request, Result
 from shared import metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
 from shared.service import heartbeat
