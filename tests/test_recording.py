@@ -100,3 +100,16 @@ async def test_audio_of_a_lecture_still_recording_is_a_409(client: TestClient, r
     await r.hset(f"session:{sid}", "status", "ended")
     assert not spool_path(s, sid).exists()
     assert (await client.get(f"/api/sessions/{sid}/audio")).status == 404
+
+
+async def test_finish_encodes_in_a_child_process(tmp_path: Path) -> None:
+    from services.vad.recording import finish
+
+    rec = Recording(tmp_path, "sid-rec-4")
+    rec.open_at(0)
+    rec.append(tone(3.0))
+    rec.close()
+    await finish(rec.spool, rec.opus, "sid-rec-4")
+    assert not rec.spool.exists() and abs(opus_seconds(rec.opus.read_bytes()) - 3.0) < 0.02
+    await finish(rec.spool, rec.opus, "sid-rec-4")  # a second time (the sweep racing the owner): no error
+    assert rec.opus.exists()

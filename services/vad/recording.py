@@ -5,25 +5,30 @@ the file is flushed before each checkpoint, whose `samples` count says how long 
 replica that takes the session over cuts the file back to that length (or pads it with silence,
 should it have been lost) before it re-reads the audio after the checkpoint: the recording has no
 gap and no sample twice, across takeovers and resumes alike. When the audio ends the spool is
-encoded to Ogg Opus (`<sid>.opus`, via a temporary file and a rename) in a background thread and
-removed; a spool left behind by a worker that died meanwhile is encoded by `finish_orphans`.
+encoded to Ogg Opus (`<sid>.opus`, via a temporary file and a rename) by a child process at low
+priority (`python -m services.vad.recording <spool> <opus> <sid>`: in a thread its GIL holds tripled
+the VAD loop's p99 lag) and removed; a spool left behind by a worker that died meanwhile is encoded
+by the VAD's sweep for orphans.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import BinaryIO
 
 import av
 import numpy as np
 
+from shared.logs import setup_logging
 from shared.messages import SAMPLE_RATE
 from shared.recordings import OPUS_BITRATE
 
 log = logging.getLogger(__name__)
-ENCODE_BLOCK = SAMPLE_RATE * 10  # samples read and encoded at a time
+ENCODE_BLOCK = SAMPLE_RATE  # samples read and encoded at a time: short GIL holds, the loop goes on
 
 
 class Recording:
@@ -91,14 +96,36 @@ def encode(spool: Path, opus: Path, sid: str) -> float:
     return seconds
 
 
-def finish(spool: Path, opus: Path, sid: str) -> None:
-    """`encode`, logging instead of raising (it runs in the background)."""
+async def finish(spool: Path, opus: Path, sid: str) -> None:
+    """Encode in a child process at low priority; log, never raise (it runs in the background)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.vad.recording", str(spool), str(opus), sid, preexec_fn=_lower_priority
+    )
+    if await proc.wait() != 0:
+        log.error(
+            "sid=%s recording could not be encoded (code %s); the spool %s is kept",
+            sid,
+            proc.returncode,
+            spool,
+        )
+
+
+def _lower_priority() -> None:
+    os.nice(10)
+
+
+def main(argv: list[str]) -> int:
+    """`python -m services.vad.recording <spool> <opus> <sid>`: encode one finished recording."""
+    setup_logging("vad", os.environ.get("LOG_LEVEL", "INFO"))
+    spool, opus, sid = Path(argv[0]), Path(argv[1]), argv[2]
     try:
         encode(spool, opus, sid)
     except FileNotFoundError:
-        pass  # another worker finished it first
+        return 0  # another worker finished it first
     except Exception:
-        log.exception("sid=%s recording could not be encoded; the spool %s is kept", sid, spool)
+        log.exception("sid=%s recording could not be encoded", sid)
+        return 1
+    return 0
 
 
 def orphan_spools(directory: Path, live: set[str]) -> list[tuple[Path, Path, str]]:
@@ -111,3 +138,7 @@ def orphan_spools(directory: Path, live: set[str]) -> list[tuple[Path, Path, str
         if sid not in live:
             out.append((spool, spool.with_suffix(".opus"), sid))
     return out
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -370,8 +370,8 @@ class VadWorker(StreamWorker):
         await heartbeat(self.r, "vad", self.consumer, {"sessions": len(self.sessions)})
 
     def encode_later(self, spool: Path, opus: Path, sid: str) -> None:
-        """Encode a finished recording in a thread, the loop going on with the other sessions."""
-        task = asyncio.create_task(asyncio.to_thread(finish, spool, opus, sid), name=f"encode-{sid}")
+        """Encode a finished recording in a child process, the loop going on with the other sessions."""
+        task = asyncio.create_task(finish(spool, opus, sid), name=f"encode-{sid}")
         self.encoding.add(task)
         task.add_done_callback(self.encoding.discard)
 
