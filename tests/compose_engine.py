@@ -28,7 +28,10 @@ HOST_CA = Path(os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.c
 
 
 def docker_binary() -> str | None:
-    """Debian's docker client first (/usr/local/bin may hold a newer one the daemon does not speak)."""
+    """$DOCKER (as .ci/engine.sh sets it), else Debian's client first (/usr/local/bin may hold a newer
+    one the daemon does not speak)."""
+    if "DOCKER" in os.environ:
+        return os.environ["DOCKER"] if os.access(os.environ["DOCKER"], os.X_OK) else None
     for c in ("/usr/bin/docker", shutil.which("docker")):
         if c and os.access(c, os.X_OK):
             return c
