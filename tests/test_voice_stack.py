@@ -114,7 +114,7 @@ async def upload_locked(stack: Stack, voice: str) -> tuple[int, str]:
     from tests.test_uploads import form, until_done
 
     headers = {"X-ClassRec-Owner": OWNER}
-    async with aiohttp.ClientSession(stack.http) as http:
+    async with aiohttp.ClientSession(stack.http, headers=headers) as http:  # an upload is its owner's
         data = (DATA / "voice" / "lock.wav").read_bytes()
         async with http.post(
             "/api/uploads", data=form(data, "lecture.wav", voice="nope"), headers=headers

@@ -2,31 +2,16 @@
 // sent to POST /api/voices) or pick a saved one (GET /api/voices); the choice is remembered per course.
 // A `start` (and an upload) then carries {owner, voice, others}: only the lecturer's speech is
 // transcribed, others' is hidden (drop) or shown apart (label). Voices belong to this browser's owner
-// key (localStorage), sent as header X-ClassRec-Owner.
+// key (owner.js), sent as header X-ClassRec-Owner.
 //
 // Markup (index.html): #voice (select), #others (select), #voice-record, #voice-delete, #voice-status.
 
 import { apiUrl } from "./history.js";
+import { ownerKey } from "./owner.js";
 
-const OWNER_KEY = "classrec.owner";
 const BY_COURSE_KEY = "classrec.voice.byCourse";
 export const ENROL_S = 10;
 const MIN_S = 5;
-
-/** This browser's owner key (made once, 32 url-safe characters). */
-export function ownerKey() {
-  try {
-    let key = localStorage.getItem(OWNER_KEY);
-    if (!key || !/^[A-Za-z0-9_-]{16,128}$/.test(key)) {
-      const bytes = crypto.getRandomValues(new Uint8Array(24));
-      key = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_");
-      localStorage.setItem(OWNER_KEY, key);
-    }
-    return key;
-  } catch {
-    return null;
-  }
-}
 
 function readJson(key) {
   try {
