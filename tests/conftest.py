@@ -81,8 +81,11 @@ def data_dir() -> Iterator[Path]:
     """The data directory of the whole run (audio files), and no archive unless a test asks for one
     (`database_url`): nothing a test starts writes into the repository or a developer's database."""
     path = Path(tempfile.mkdtemp(prefix="classrec-test-data-"))
-    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "DATABASE_URL")}
+    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "DATABASE_URL", "WHISPER_MODEL")}
     os.environ.update(DATA_DIR=str(path), DATABASE_URL="")
+    # The suite runs on tiny.en (a third of base's decode time on this 2-core machine) unless told
+    # otherwise; tests/test_languages.py runs base, the product's default, through the whole stack.
+    os.environ.setdefault("WHISPER_MODEL", "tiny.en")
     yield path
     for k, v in saved.items():
         if v is None:

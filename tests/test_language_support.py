@@ -15,7 +15,7 @@ from services.transcriber.models import WHISPER_LANGUAGES
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch) -> None:
     languages._cache.clear()
-    monkeypatch.delenv("WHISPER_MODEL", raising=False)
+    monkeypatch.setenv("WHISPER_MODEL", "tiny.en")
     monkeypatch.delenv("TRANSCRIBE_BACKEND", raising=False)
 
 

