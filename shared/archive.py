@@ -39,6 +39,14 @@ class ArchivedSession:
     duration: float
     lines: int = 0  # finals with text
     alerts: int = 0
+    finals: int = 0  # finals kept, empty ones included
+
+    @property
+    def complete(self) -> bool:
+        """Ended, with a final for every utterance: the archive's copy is the whole lecture. (A
+        worker that lags on one stream may write the end before the last finals; a dead-lettered
+        utterance never gets one, and then Redis is preferred while it still has the session.)"""
+        return self.ended and self.segments is not None and self.finals >= self.segments
 
 
 def _session(row: asyncpg.Record) -> ArchivedSession:
@@ -53,6 +61,7 @@ def _session(row: asyncpg.Record) -> ArchivedSession:
         row["duration"],
         row.get("lines", 0) or 0,
         row.get("alerts", 0) or 0,
+        row.get("finals", 0) or 0,
     )
 
 
@@ -152,7 +161,11 @@ class Archive:
     # --- reads (the gateway) ------------------------------------------------------------------
 
     async def session(self, sid: str) -> ArchivedSession | None:
-        row = await self.pool.fetchrow("SELECT * FROM sessions WHERE id = $1", sid)
+        row = await self.pool.fetchrow(
+            "SELECT s.*, (SELECT count(*) FROM finals f WHERE f.session_id = s.id) AS finals"
+            " FROM sessions s WHERE s.id = $1",
+            sid,
+        )
         return _session(row) if row else None
 
     async def finals(self, sid: str) -> list[TranscriptEvent]:
@@ -197,7 +210,8 @@ class Archive:
         rows = await self.pool.fetch(
             f"""SELECT s.*,
                   (SELECT count(*) FROM finals f WHERE f.session_id = s.id AND btrim(f.text) <> '') AS lines,
-                  (SELECT count(*) FROM alerts a WHERE a.session_id = s.id) AS alerts
+                  (SELECT count(*) FROM alerts a WHERE a.session_id = s.id) AS alerts,
+                  (SELECT count(*) FROM finals f WHERE f.session_id = s.id) AS finals
                 FROM sessions s WHERE {where} ORDER BY s.created DESC LIMIT {int(limit)}""",
             *args,
         )

@@ -205,3 +205,34 @@ async def test_history_served_from_the_archive_once_redis_lost_it(
         mine = [x for x in listed["sessions"] if x["id"] == sid]
         assert mine and mine[0]["segments"] == 2 and mine[0]["alerts"] == 2
         assert (await c.get("/api/sessions/sid-arch-unknown")).status == 404
+
+
+async def test_an_incomplete_archive_copy_yields_to_redis(
+    r: aioredis.Redis, redis_url: str, pool: asyncpg.Pool, fresh_database_url: str
+) -> None:
+    """The end was archived before the last final (the worker lags on one stream): while Redis has
+    the session it is served from there, whole; once Redis lost it, the archive's copy is served."""
+    sid = "sid-arch-four"
+    archive = Archive(pool)
+    config = SessionConfig(started_at=1_700_000_000.0)
+    finals = [
+        TranscriptEvent(segment=i, start=i, end=i + 0.5, text=f"line {i}", final=True) for i in range(3)
+    ]
+    for t in finals[:2]:
+        await archive.add_final(sid, config, t)
+    await archive.end_session(sid, 3)
+    row = await archive.session(sid)
+    assert row is not None and row.ended and not row.complete
+    for t in finals:
+        await r.xadd(f"events:{sid}", to_fields(t))
+    settings = GatewaySettings(redis_url=redis_url, database_url=fresh_database_url)
+    from services.gateway.app import make_app
+
+    async with TestClient(TestServer(make_app(settings))) as c:
+        detail = await (await c.get(f"/api/sessions/{sid}")).json()
+        assert [t["text"] for t in detail["transcript"]] == ["line 0", "line 1", "line 2"]
+        await r.delete(f"events:{sid}")
+        detail = await (await c.get(f"/api/sessions/{sid}")).json()
+        assert [t["text"] for t in detail["transcript"]] == ["line 0", "line 1"]
+    await archive.add_final(sid, config, finals[2])
+    assert (await archive.session(sid)).complete  # type: ignore[union-attr]

@@ -1,7 +1,8 @@
 """The gateway's side of the archive: its pool in the app, and past sessions read back from it.
 
-The history routes (`history.py`) serve a session from the archive once it has ended there (so
-Redis's retention can stay short), or when Redis no longer has it at all; a session still going,
+The history routes (`history.py`) serve a session from the archive once its copy there is
+complete (ended, a final for every utterance: `ArchivedSession.complete`; so Redis's retention can
+stay short), or when Redis no longer has it at all; a session still going,
 or one that ended before there was an archive, is served from Redis as before. `GET /api/sessions`
 lists the union of both. Without `DATABASE_URL` there is no archive and everything is Redis's; when
 the database is unreachable the routes fall back to Redis (and say so in the log).
@@ -111,7 +112,7 @@ async def merge_list(
         return listed, len(redis_ids)
     by_id = {s["id"]: s for s in listed}
     for row in rows:
-        if row.ended or row.sid not in by_id:
+        if row.complete or row.sid not in by_id:
             by_id[row.sid] = summary(row)
     merged = sorted(by_id.values(), key=lambda s: s["created"] or "", reverse=True)[:limit]
     return merged, archived_total + len(set(redis_ids) - also_archived)

@@ -371,7 +371,7 @@ async def load(request: web.Request) -> tuple[Entry, Record]:
         owner = entry.owner if entry is not None else row.owner if row is not None else None
         if not await owners.may_read(request, sid, owner):
             raise http_error(web.HTTPNotFound, "unknown session")  # another owner's: it does not exist
-        if row is not None and row.ended:  # the archive's copy is complete
+        if row is not None and row.complete:  # the archive's copy is the whole lecture
             return await archived.record(request.app, row)
         key = s.events_key(sid)
         if entry is None and not await r.exists(key):
