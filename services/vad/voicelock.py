@@ -10,13 +10,24 @@ so a VAD replica that takes the session over goes on with the same lock.
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import redis.asyncio as aioredis
 
 from services.voice.embedder import EMBEDDING_DIM, WINDOW_SAMPLES, Embedder
-from services.voice.lock import LECTURER, LockConfig, Piece, pieces, window_starts
+from services.voice.lock import LECTURER, OTHER, LockConfig, Piece, pieces, window_starts
+from shared.messages import SAMPLE_RATE, SessionConfig, TranscriptEvent, TranscriptRecord, to_fields
+
+if TYPE_CHECKING:
+    from services.vad.segmenter import Utterance
+    from services.vad.worker import SessionState
+
+log = logging.getLogger(__name__)
+LockedPiece = tuple[int, int, np.ndarray, str | None]  # segment, start sample, audio, speaker
 
 
 @lru_cache(maxsize=1)
@@ -76,3 +87,44 @@ class SessionLock:
     def restore(cls, meta: dict, cfg: LockConfig) -> SessionLock:
         cache = np.frombuffer(base64.b64decode(meta["cache"]), "<f4").reshape(-1, EMBEDDING_DIM)
         return cls(decode_voice(meta["voice"]), meta["others"], cfg, meta["cache_start"], list(cache.copy()))
+
+
+def utterance_pieces(state: SessionState, utt: Utterance) -> list[LockedPiece]:
+    """The utterance's segments by speaker (one, with no speaker, without a lock); counts the extra
+    segments in `state.extra`."""
+    seg = state.index(utt.index)
+    if state.lock is None:
+        return [(seg, utt.start, utt.audio, None)]
+    out: list[LockedPiece] = []
+    for i, p in enumerate(state.lock.split(utt.start, utt.audio)):
+        out.append((seg + i, utt.start + p.start, utt.audio[p.start : p.end], p.speaker))
+        log.info("sid=%s seg=%d speaker=%s score=%.3f", state.sid, seg + i, p.speaker, p.score)
+    state.extra += len(out) - 1
+    return out
+
+
+def write_dropped(
+    pipe: aioredis.client.Pipeline, cfg: Any, sid: str, config: SessionConfig, seg: int, start: int, n: int
+) -> None:
+    """Another speaker's piece with `others: drop`: not transcribed; an empty final closes its segment
+    for the client and the alerts worker."""
+    t0, t1 = round(start / SAMPLE_RATE, 3), round((start + n) / SAMPLE_RATE, 3)
+    event = TranscriptEvent(segment=seg, start=t0, end=t1, text="", final=True, speaker=OTHER)
+    record = TranscriptRecord(sid=sid, transcript=event, config=config)
+    pipe.xadd(cfg.events_key(sid), to_fields(event), maxlen=cfg.stream_maxlen)
+    pipe.xadd(cfg.transcripts_stream, to_fields(record), maxlen=cfg.stream_maxlen)
+
+
+def config(settings: Any) -> LockConfig:
+    return LockConfig(settings.voice_threshold, settings.voice_window_threshold, settings.voice_min_run)
+
+
+def from_opened(msg: Any, cfg: LockConfig) -> SessionLock | None:
+    """The lock of a new session (`SessionOpened` with a voiceprint), else None."""
+    if not msg.voiceprint:
+        return None
+    try:
+        return SessionLock(decode_voice(msg.voiceprint), msg.config.others, cfg)
+    except ValueError as e:
+        log.error("sid=%s voice lock off: bad voiceprint (%s)", msg.sid, e)
+        return None

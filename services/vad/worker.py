@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
-from services.vad import checkpoint
+from services.vad import checkpoint, voicelock
 from services.vad.recording import Recording, finish, orphan_spools
 from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
-from services.vad.voicelock import SessionLock, decode_voice
+from services.vad.voicelock import LockedPiece, SessionLock
 from services.voice.lock import OTHER, LockConfig
 from shared import metrics
 from shared.messages import (
@@ -37,8 +37,6 @@ from shared.messages import (
     SegmentJob,
     SessionConfig,
     SessionOpened,
-    TranscriptEvent,
-    TranscriptRecord,
     VadDone,
     from_fields,
     to_fields,
@@ -124,9 +122,7 @@ class VadWorker(StreamWorker):
             min_speech_s=settings.vad_min_speech_s,
             max_utterance_s=settings.vad_max_utterance_s,
         )
-        self.lock_cfg = LockConfig(
-            settings.voice_threshold, settings.voice_window_threshold, settings.voice_min_run
-        )
+        self.lock_cfg = voicelock.config(settings)
         self.leases = checkpoint.Leases(r, self.consumer, int(settings.vad_lease_s * 1000))
         self.sessions: dict[str, SessionState] = {}
         self._last_lease_check = 0.0
@@ -152,11 +148,7 @@ class VadWorker(StreamWorker):
         if msg.sid in self.sessions or not await self.leases.take(msg.sid):
             return  # a redelivery: this or another replica already has it
         state = SessionState(msg.sid, msg.config, StreamingVad(self.model), Segmenter(self.seg_cfg))
-        if msg.voiceprint:
-            try:
-                state.lock = SessionLock(decode_voice(msg.voiceprint), msg.config.others, self.lock_cfg)
-            except ValueError as e:
-                log.error("sid=%s voice lock off: bad voiceprint (%s)", msg.sid, e)
+        state.lock = voicelock.from_opened(msg, self.lock_cfg)
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.sadd(checkpoint.LIVE_SET, msg.sid)
             self.write_checkpoint(pipe, state)
@@ -233,8 +225,8 @@ class VadWorker(StreamWorker):
         """Write the utterances and the state after them in one transaction."""
         async with self.r.pipeline(transaction=True) as pipe:
             for utt in utts:
-                for seg, start, audio, speaker in self.pieces(state, utt):
-                    self.write_final(pipe, state, seg, start, audio, speaker)
+                for piece in voicelock.utterance_pieces(state, utt):
+                    self.write_final(pipe, state, piece)
             if done:
                 n = state.index(state.segmenter.next_index)
                 pipe.xadd(
@@ -259,34 +251,11 @@ class VadWorker(StreamWorker):
                 utt.end / SAMPLE_RATE,
             )
 
-    def pieces(self, state: SessionState, utt: Utterance) -> list[tuple[int, int, np.ndarray, str | None]]:
-        """(segment, start sample, audio, speaker) of the utterance: one piece without a voice lock."""
-        seg = state.index(utt.index)
-        if state.lock is None:
-            return [(seg, utt.start, utt.audio, None)]
-        out = []
-        for i, p in enumerate(state.lock.split(utt.start, utt.audio)):
-            out.append((seg + i, utt.start + p.start, utt.audio[p.start : p.end], p.speaker))
-            log.info("sid=%s seg=%d speaker=%s score=%.3f", state.sid, seg + i, p.speaker, p.score)
-        state.extra += len(out) - 1
-        return out
-
-    def write_final(
-        self,
-        pipe: aioredis.client.Pipeline,
-        state: SessionState,
-        seg: int,
-        start: int,
-        audio: np.ndarray,
-        speaker: str | None,
-    ) -> None:
+    def write_final(self, pipe: aioredis.client.Pipeline, state: SessionState, piece: LockedPiece) -> None:
         """A final to transcribe; or, for another speaker with `others: drop`, its empty final."""
+        seg, start, audio, speaker = piece
         if speaker == OTHER and state.config.others == "drop":
-            t0, t1 = round(start / SAMPLE_RATE, 3), round((start + len(audio)) / SAMPLE_RATE, 3)
-            event = TranscriptEvent(segment=seg, start=t0, end=t1, text="", final=True, speaker=OTHER)
-            record = TranscriptRecord(sid=state.sid, transcript=event, config=state.config)
-            pipe.xadd(self.cfg.events_key(state.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
-            pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
+            voicelock.write_dropped(pipe, self.cfg, state.sid, state.config, seg, start, len(audio))
         else:
             job = self.job(state, seg, start, audio, final=True)
             job.speaker = speaker  # type: ignore[assignment]
