@@ -40,3 +40,18 @@ def test_lock_survives_a_checkpoint() -> None:
     assert len(back.lock.cache) == len(lock.cache) >= 2
     assert np.array_equal(np.stack(back.lock.cache), np.stack(lock.cache))
     assert back.lock.split(16000, audio) == lock.split(16000, audio)
+
+
+def test_the_lock_fails_open() -> None:
+    """A fault in the lock (here: a voice of the wrong size) keeps the utterance, whole, as the lecturer's."""
+    from services.vad.segmenter import Utterance
+    from services.vad.voicelock import utterance_pieces
+
+    state = SessionState(
+        "sid2", SessionConfig(voice="v", others="drop"), StreamingVad(load_model()), Segmenter()
+    )
+    state.lock = SessionLock(np.ones(3, np.float32), "drop", LockConfig())
+    audio = read(DATA / "real" / "LJ001-0009.wav")
+    got = utterance_pieces(state, Utterance(0, 0, audio))
+    assert [(seg, start, len(a), who) for seg, start, a, who in got] == [(0, 0, len(audio), "lecturer")]
+    assert state.lock.partial_ok(0, audio[: 16000 * 3])

@@ -72,7 +72,11 @@ class SessionLock:
         """Drop mode: a partial is sent only while the open utterance is all the lecturer's."""
         if self.others != "drop":
             return True
-        got = pieces(len(audio), self.windows(start, audio), self.voice, self.cfg)
+        try:
+            got = pieces(len(audio), self.windows(start, audio), self.voice, self.cfg)
+        except Exception:  # fails open, as `utterance_pieces` does
+            log.exception("voice lock failed on a partial; it is sent")
+            return True
         return all(p.speaker == LECTURER for p in got)
 
     def state(self) -> dict:
@@ -95,8 +99,13 @@ def utterance_pieces(state: SessionState, utt: Utterance) -> list[LockedPiece]:
     seg = state.index(utt.index)
     if state.lock is None:
         return [(seg, utt.start, utt.audio, None)]
+    try:
+        split = state.lock.split(utt.start, utt.audio)
+    except Exception:  # the lock fails open: a fault of its own never drops the lecturer's words
+        log.exception("sid=%s seg=%d voice lock failed; the utterance is kept", state.sid, seg)
+        split = [Piece(0, len(utt.audio), LECTURER, 0.0)]
     out: list[LockedPiece] = []
-    for i, p in enumerate(state.lock.split(utt.start, utt.audio)):
+    for i, p in enumerate(split):
         out.append((seg + i, utt.start + p.start, utt.audio[p.start : p.end], p.speaker))
         log.info("sid=%s seg=%d speaker=%s score=%.3f", state.sid, seg + i, p.speaker, p.score)
     state.extra += len(out) - 1
