@@ -315,7 +315,7 @@ async def test_redis_down_is_503() -> None:
 def test_listing_needs_a_token_from_another_machine() -> None:
     from aiohttp.test_utils import make_mocked_request
 
-    from services.gateway.history import may_list
+    from services.gateway.history.routes import may_list
 
     def req(peer: str) -> web.Request:
         transport = type("T", (), {"get_extra_info": lambda self, name, default=None: (peer, 1234)})()

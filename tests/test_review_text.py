@@ -3,7 +3,7 @@ times linking into the playback)."""
 
 from __future__ import annotations
 
-from services.gateway.history import emphasize, md_escape
+from services.gateway.history.formats import emphasize, md_escape
 from services.gateway.md_review import md_transcript
 from services.gateway.paragraphs import MAX_WORDS, paragraphs
 from shared.messages import AlertEvent, FlagEvent, TranscriptEvent

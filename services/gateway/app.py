@@ -14,8 +14,8 @@ from services.gateway import (
     audio,
     calendar,
     deletion,
+    errors,
     follow,
-    history,
     languages,
     search,
     security,
@@ -23,6 +23,7 @@ from services.gateway import (
     uploads,
     voices,
 )
+from services.gateway.history import routes as history_routes
 from services.gateway.live import LiveSession
 from services.gateway.state import BACKGROUND, CLIENT_LIMITS, REDIS, SETTINGS, SOCKETS
 from shared import metrics
@@ -98,6 +99,7 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app[BACKGROUND] = set()
     app[SOCKETS] = set()
     app.on_shutdown.append(close_sockets)
+    errors.install(app)  # ApiError and storage down rendered as JSON (outermost)
     security.install(app, s)  # token, Origin allowlist, sessions per client
     app.cleanup_ctx.append(redis_ctx)
     archived.install(app)  # the archive's pool, when DATABASE_URL is set
@@ -107,7 +109,7 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     app.router.add_get("/ws/transcribe", transcribe_ws)
     app.router.add_static("/static/", STATIC)
     calendar.add_routes(app)
-    history.add_routes(app)
+    history_routes.add_routes(app)
     audio.add_routes(app)
     deletion.add_routes(app)
     search.add_routes(app)

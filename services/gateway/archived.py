@@ -1,6 +1,6 @@
 """The gateway's side of the archive: its pool in the app, and past sessions read back from it.
 
-The history routes (`history.py`) serve a session from the archive once its copy there is
+The history routes (`history/routes.py`) serve a session from the archive once its copy there is
 complete (ended, a final for every utterance: `ArchivedSession.complete`; so Redis's retention can
 stay short), or when Redis no longer has it at all; a session still going,
 or one that ended before there was an archive, is served from Redis as before. `GET /api/sessions`
@@ -16,8 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from services.gateway import history, state
+from services.gateway import state
+from services.gateway.errors import ApiError
 from services.gateway.flags import FlagStore
+from services.gateway.history.records import Entry, Record, iso
 from shared.archive import DB_DOWN, Archive, ArchivedSession
 from shared.db import connect_pool
 
@@ -45,7 +47,7 @@ def require(request: web.Request) -> Archive:
     """The archive, or a JSON 503 for routes that cannot work without one."""
     archive = archive_of(request.app)
     if archive is None:
-        raise history.http_error(web.HTTPServiceUnavailable, "this server keeps no archive (DATABASE_URL)")
+        raise ApiError(503, "this server keeps no archive (DATABASE_URL)")
     return archive
 
 
@@ -61,14 +63,14 @@ async def session(app: web.Application, sid: str) -> ArchivedSession | None:
         return None
 
 
-def entry_of(row: ArchivedSession) -> history.Entry:
-    return history.Entry(row.sid, "ended" if row.ended else "live", row.created, row.config, row.owner)
+def entry_of(row: ArchivedSession) -> Entry:
+    return Entry(row.sid, "ended" if row.ended else "live", row.created, row.config, row.owner)
 
 
-async def record(app: web.Application, row: ArchivedSession) -> tuple[history.Entry, history.Record]:
+async def record(app: web.Application, row: ArchivedSession) -> tuple[Entry, Record]:
     archive = archive_of(app)
     assert archive is not None
-    rec = history.Record()
+    rec = Record()
     for final in await archive.finals(row.sid):
         rec.finals[final.segment] = final
     rec.alerts = await archive.alerts(row.sid)
@@ -86,7 +88,7 @@ def summary(row: ArchivedSession) -> dict[str, Any]:
     return {
         "id": row.sid,
         "status": "ended" if row.ended else "live",
-        "created": history.iso(row.created),
+        "created": iso(row.created),
         "course": cfg.get("course"),
         "language": cfg.get("language"),
         "keywords": cfg.get("keywords") or [],

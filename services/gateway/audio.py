@@ -8,20 +8,15 @@ FileResponse answers `Range: bytes=a-b` with 206 and the part, so a player can s
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from services.gateway import owners, state
+from services.gateway.errors import ApiError
 from shared.recordings import opus_path, spool_path
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/sessions/{sid}/audio", session_audio)
-
-
-def _error(cls: type[web.HTTPException], message: str) -> web.HTTPException:
-    return cls(text=json.dumps({"error": message}), content_type="application/json")
 
 
 async def session_audio(request: web.Request) -> web.StreamResponse:
@@ -31,10 +26,8 @@ async def session_audio(request: web.Request) -> web.StreamResponse:
     path = opus_path(s, sid)
     if not path.is_file():
         if found.live or spool_path(s, sid).exists():
-            raise _error(
-                web.HTTPConflict, "the lecture's audio is still being recorded; try again after it ends"
-            )
-        raise _error(web.HTTPNotFound, "no audio was kept for this session")
+            raise ApiError(409, "the lecture's audio is still being recorded; try again after it ends")
+        raise ApiError(404, "no audio was kept for this session")
     return web.FileResponse(
         path,
         headers={

@@ -34,6 +34,10 @@ import icalendar
 from aiohttp import web
 
 from services.gateway import state
+from services.gateway.errors import ApiError
+from services.gateway.flag_formats import clock
+from services.gateway.history.formats import CATEGORY_NAMES
+from services.gateway.history.routes import load
 from services.gateway.sessions import SID_RE
 from shared.messages import AlertEvent, from_fields
 
@@ -43,23 +47,11 @@ ALARM_CATEGORIES = frozenset({"exam", "deadline"})
 EVENT_DURATION = timedelta(hours=1)
 XRANGE_PAGE = 500
 PRODID = "-//ClassRec//lecture alerts//EN"
-CATEGORY_NAMES = {
-    "exam": "Exam",
-    "quiz": "Quiz",
-    "deadline": "Deadline",
-    "assignment": "Assignment",
-    "schedule": "Schedule",
-    "custom": "Keyword",
-}
 
 
 def add_routes(app: web.Application) -> None:
     """Registers `GET /api/sessions/{sid}/alerts.ics` on the gateway's application."""
     app.router.add_get("/api/sessions/{sid}/alerts.ics", alerts_ics)
-
-
-def _error(status: int, message: str) -> web.Response:
-    return web.json_response({"error": message}, status=status)
 
 
 @dataclass(frozen=True)
@@ -85,14 +77,6 @@ def dated(alert: AlertEvent) -> DatedAlert | None:
         if hh < 24 and mm < 60:
             at = dtime(hh, mm)
     return DatedAlert(alert, day, at)
-
-
-def clock(seconds: float) -> str:
-    """Seconds of lecture as "mm:ss" ("h:mm:ss" past an hour), like the page's clock."""
-    total = max(0, int(seconds))
-    hh, rest = divmod(total, 3600)
-    mm, ss = divmod(rest, 60)
-    return f"{hh}:{mm:02d}:{ss:02d}" if hh else f"{mm:02d}:{ss:02d}"
 
 
 def summary(alert: AlertEvent) -> str:
@@ -189,23 +173,21 @@ async def read_alerts(request: web.Request, key: str) -> list[AlertEvent]:
 async def alerts_ics(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     if not SID_RE.fullmatch(sid):
-        return _error(400, "malformed session id")
+        raise ApiError(400, "malformed session id")
     segment: int | None = None
     if "segment" in request.query:
         try:
             segment = int(request.query["segment"])
         except ValueError:
-            return _error(400, "segment must be an integer")
-    from services.gateway import history  # here: history imports this module
-
+            raise ApiError(400, "segment must be an integer") from None
     # The session as the history routes read it: its owner's or a share's, from Redis or the archive.
-    _, record = await history.load(request)
+    _, record = await load(request)
     alerts = record.alerts
     filename = f"classrec-{sid}.ics"
     if segment is not None:
         alerts = [a for a in alerts if a.segment == segment]
         if not any(dated(a) for a in alerts):
-            return _error(404, f"no dated alert at segment {segment}")
+            raise ApiError(404, f"no dated alert at segment {segment}")
         filename = f"classrec-{sid}-{segment}.ics"
     cal = build_calendar(sid, alerts)
     return web.Response(

@@ -18,7 +18,8 @@ import logging
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from services.gateway import archived, owners, security, share, state
+from services.gateway import archived, owners, security, state
+from services.gateway.errors import ApiError
 from shared.messages import (
     CLIENT_EVENTS,
     AlertsDone,
@@ -47,9 +48,9 @@ async def follow_ws(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     try:
         digest = owners.request_share(request)
-    except web.HTTPBadRequest:
+    except ApiError:  # a malformed token
         digest = None
-    sid = await share.session_of(request.app, digest) if digest else None
+    sid = await owners.session_of(request.app, digest) if digest else None
     if sid is None:
         await ws.send_str(
             to_client_json(ErrorEvent(code="unknown_share", message="this share link is not valid"))

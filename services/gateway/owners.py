@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import logging
 import re
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from services.gateway import archived, state
+from services.gateway.errors import ApiError
 from services.gateway.sessions import SID_RE, SessionStore
+from shared.archive import DB_DOWN
+
+log = logging.getLogger(__name__)
 
 OWNER_HEADER = "X-ClassRec-Owner"
 OWNER_RE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -32,10 +36,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _bad_request(message: str) -> web.HTTPBadRequest:
-    return web.HTTPBadRequest(text=json.dumps({"error": message}), content_type="application/json")
-
-
 def request_owner(request: web.Request) -> str | None:
     """The digest of the caller's owner key (header `X-ClassRec-Owner`, else `?owner=` for what a
     browser opens by itself: links, the audio player), None without one; a malformed key is a 400."""
@@ -43,7 +43,7 @@ def request_owner(request: web.Request) -> str | None:
     if key is None or not key.strip():
         return None
     if not OWNER_RE.fullmatch(key.strip()):
-        raise _bad_request(f"{OWNER_HEADER} must be 16-128 url-safe characters")
+        raise ApiError(400, f"{OWNER_HEADER} must be 16-128 url-safe characters")
     return digest(key.strip())
 
 
@@ -53,7 +53,7 @@ def request_share(request: web.Request) -> str | None:
     if token is None:
         return None
     if not SHARE_RE.fullmatch(token):
-        raise _bad_request("malformed share token")
+        raise ApiError(400, "malformed share token")
     return digest(token)
 
 
@@ -73,9 +73,7 @@ async def may_read(request: web.Request, sid: str, session_owner: str | None) ->
     share = request_share(request)
     if share is None:
         return False
-    from services.gateway import share as shares  # here: share.py imports the routes that import this
-
-    return await shares.session_of(request.app, share) == sid
+    return await session_of(request.app, share) == sid
 
 
 @dataclass
@@ -104,15 +102,11 @@ async def locate(request: web.Request, sid: str) -> Located | None:
     return None
 
 
-def _not_found() -> web.HTTPNotFound:
-    return web.HTTPNotFound(text=json.dumps({"error": "unknown session"}), content_type="application/json")
-
-
 async def require_reader(request: web.Request, sid: str) -> Located:
     """The session, if the caller may read it (owner or share); else a 404 as for an unknown one."""
     found = await locate(request, sid)
     if found is None or not await may_read(request, sid, found.owner):
-        raise _not_found()
+        raise ApiError(404, "unknown session")
     return found
 
 
@@ -120,5 +114,17 @@ async def require_owner(request: web.Request, sid: str) -> Located:
     """The session, if the caller owns it (anyone, for a session without an owner); else a 404."""
     found = await locate(request, sid)
     if found is None or not is_owner(request, found.owner):
-        raise _not_found()
+        raise ApiError(404, "unknown session")
     return found
+
+
+async def session_of(app: web.Application, share: str) -> str | None:
+    """The session a share token's digest opens, None when it opens none (or there is no archive)."""
+    archive = archived.archive_of(app)
+    if archive is None:
+        return None
+    try:
+        return await archive.shared_session(share)
+    except DB_DOWN as e:
+        log.error("share lookup: archive unreachable: %r", e)
+        return None

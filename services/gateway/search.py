@@ -14,7 +14,10 @@ import logging
 
 from aiohttp import web
 
-from services.gateway import archived, history, owners, state
+from services.gateway import archived, owners, state
+from services.gateway.errors import ApiError
+from services.gateway.history.records import iso
+from services.gateway.history.routes import may_list
 from shared.archive import DB_DOWN
 
 log = logging.getLogger(__name__)
@@ -29,24 +32,22 @@ def add_routes(app: web.Application) -> None:
 async def search(request: web.Request) -> web.Response:
     q = request.query.get("q", "").strip()
     if not q:
-        raise history.http_error(web.HTTPBadRequest, "q: say what to search for")
+        raise ApiError(400, "q: say what to search for")
     if len(q) > MAX_QUERY:
-        raise history.http_error(web.HTTPBadRequest, f"q: at most {MAX_QUERY} characters")
+        raise ApiError(400, f"q: at most {MAX_QUERY} characters")
     try:
         limit = min(max(int(request.query.get("limit", DEFAULT_LIMIT)), 1), MAX_LIMIT)
     except ValueError:
-        raise history.http_error(web.HTTPBadRequest, "limit must be an integer") from None
+        raise ApiError(400, "limit must be an integer") from None
     owner = owners.request_owner(request)
-    if owner is None and not history.may_list(request, request.app[state.SETTINGS].auth_token):
-        raise history.http_error(web.HTTPForbidden, "searching from another machine needs an owner key")
+    if owner is None and not may_list(request, request.app[state.SETTINGS].auth_token):
+        raise ApiError(403, "searching from another machine needs an owner key")
     archive = archived.require(request)
     try:
         hits = await archive.search(owner, q, limit)
     except DB_DOWN as e:
         log.error("search: archive unreachable: %r", e)
-        raise history.http_error(
-            web.HTTPServiceUnavailable, "the archive is unreachable, try again"
-        ) from None
+        raise ApiError(503, "the archive is unreachable, try again") from None
     for hit in hits:
-        hit["created"] = history.iso(hit["created"])
+        hit["created"] = iso(hit["created"])
     return web.json_response({"query": q, "results": hits})

@@ -13,7 +13,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from services.gateway import archived, history, owners, state
+from services.gateway import archived, owners, state
+from services.gateway.errors import ApiError
+from services.gateway.history.records import read_entry
+from services.gateway.sessions import SessionStore
 from shared.archive import DB_DOWN
 
 log = logging.getLogger(__name__)
@@ -31,16 +34,14 @@ async def create_share(request: web.Request) -> web.Response:
     found = await owners.require_owner(request, sid)
     archive = archived.require(request)
     r, s = request.app[state.REDIS], request.app[state.SETTINGS]
-    entry = await history.read_entry(r, history.SessionStore(r, s), sid)
+    entry = await read_entry(r, SessionStore(r, s), sid)
     config = entry.config if entry is not None else {}
     token = secrets.token_urlsafe(24)
     try:
         await archive.add_share(sid, owners.digest(token), found.owner, config)
     except DB_DOWN as e:
         log.error("sid=%s share: archive unreachable: %r", sid, e)
-        raise history.http_error(
-            web.HTTPServiceUnavailable, "the archive is unreachable, try again"
-        ) from None
+        raise ApiError(503, "the archive is unreachable, try again") from None
     log.info("sid=%s share link made", sid)
     return web.json_response({"share": token, "url": f"/s/{token}"}, status=201)
 
@@ -56,15 +57,3 @@ async def revoke_shares(request: web.Request) -> web.Response:
 async def share_page(request: web.Request) -> web.FileResponse:
     """The page, which on /s/<token> follows the shared lecture (read-only) instead of recording."""
     return web.FileResponse(PAGE, headers={"Cache-Control": "no-cache"})
-
-
-async def session_of(app: web.Application, share: str) -> str | None:
-    """The session a share token's digest opens, None when it opens none (or there is no archive)."""
-    archive = archived.archive_of(app)
-    if archive is None:
-        return None
-    try:
-        return await archive.shared_session(share)
-    except DB_DOWN as e:
-        log.error("share lookup: archive unreachable: %r", e)
-        return None

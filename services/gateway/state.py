@@ -18,7 +18,7 @@ from shared.archive import Archive
 from shared.settings import GatewaySettings
 
 if TYPE_CHECKING:  # types only: these modules import this one
-    from services.gateway.history import TallyCache
+    from services.gateway.history.tallies import TallyCache
     from services.gateway.security import ClientLimits
     from services.gateway.uploads import Feeder
 
@@ -32,7 +32,7 @@ BACKGROUND: web.AppKey[set[asyncio.Task]] = web.AppKey("background", set)
 ARCHIVE = web.AppKey("archive", Archive)
 # Live sessions per client address (`security.py`).
 CLIENT_LIMITS: web.AppKey[ClientLimits] = web.AppKey("client_limits")
-# Tallies of the sessions listed lately (`history.py`).
+# Tallies of the sessions listed lately (`history/tallies.py`).
 TALLIES: web.AppKey[TallyCache] = web.AppKey("history_tallies")
 # The largest upload accepted, in bytes, and the uploads being fed, by session id (`uploads.py`).
 UPLOAD_LIMIT = web.AppKey("upload_limit", int)

@@ -60,7 +60,10 @@ import redis.asyncio as aioredis
 from aiohttp import BodyPartReader, web
 from pydantic import ValidationError
 
-from services.gateway import history, owners, state, voices
+from services.gateway import owners, state, voices
+from services.gateway.errors import ApiError, unavailable
+from services.gateway.history.formats import render_srt, render_vtt
+from services.gateway.history.records import Entry, Record, read_record
 from services.gateway.sessions import ENDED, SID_RE, STOPPING, SessionStore
 from shared.messages import (
     SAMPLE_RATE,
@@ -105,14 +108,6 @@ GRANULARITIES = ("segment", "word")
 ACCEPTED = "send WAV, MP3, M4A, WebM, OGG or FLAC audio"
 
 
-class UploadError(Exception):
-    """A refused upload: HTTP status, message, and the form field at fault (OpenAI's `param`)."""
-
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param, self.code = status, message, param, code
-
-
 def add_routes(app: web.Application) -> None:
     """Registers the upload routes and their state on the gateway's application."""
     app[state.UPLOAD_LIMIT] = getattr(app[state.SETTINGS], "max_upload_bytes", MAX_UPLOAD_BYTES)
@@ -144,9 +139,9 @@ class Upload:
             self.path.unlink()
 
 
-def too_large(limit: int) -> UploadError:
+def too_large(limit: int) -> ApiError:
     size = f"{limit // 2**20} MB" if limit >= 2**20 else f"{limit} bytes"
-    return UploadError(413, f"the upload is larger than {size}", "file", "file_too_large")
+    return ApiError(413, f"the upload is larger than {size}", "file", "file_too_large")
 
 
 async def save_file(part: BodyPartReader, upload: Upload, limit: int) -> None:
@@ -164,7 +159,7 @@ async def read_field(part: BodyPartReader) -> str:
     while chunk := await part.read_chunk(READ_CHUNK):
         data += chunk
         if len(data) > MAX_FIELD_BYTES:
-            raise UploadError(400, f"form field {part.name!r} is too long", part.name)
+            raise ApiError(400, f"form field {part.name!r} is too long", part.name)
     return data.decode(part.get_charset("utf-8"), errors="replace")
 
 
@@ -184,13 +179,13 @@ async def read_parts(request: web.Request, upload: Upload, limit: int) -> bool:
 
 
 async def receive(request: web.Request) -> Upload:
-    """The request's form, its file in a temporary file (the caller discards it); raises UploadError."""
+    """The request's form, its file in a temporary file (the caller discards it); raises ApiError."""
     limit = request.app[state.UPLOAD_LIMIT]
     check_capacity(request.app)
     if request.content_length is not None and request.content_length > limit + MAX_FIELD_BYTES * 8:
         raise too_large(limit)
     if not request.content_type.startswith("multipart/"):
-        raise UploadError(400, "expected a multipart/form-data body with the audio in field 'file'", "file")
+        raise ApiError(400, "expected a multipart/form-data body with the audio in field 'file'", "file")
     fd, name = tempfile.mkstemp(prefix="classrec-upload-")
     os.close(fd)
     upload = Upload(Path(name))
@@ -198,13 +193,13 @@ async def receive(request: web.Request) -> Upload:
         has_file = await read_parts(request, upload, limit)
     except (ValueError, AssertionError, KeyError) as e:  # a malformed body
         upload.discard()
-        raise UploadError(400, f"malformed multipart body: {e}", "file") from None
-    except BaseException:  # refused (UploadError), or the client went away
+        raise ApiError(400, f"malformed multipart body: {e}", "file") from None
+    except BaseException:  # refused (ApiError), or the client went away
         upload.discard()
         raise
     if not has_file or upload.size == 0:
         upload.discard()
-        raise UploadError(400, "no audio: send the recording in the multipart field 'file'", "file")
+        raise ApiError(400, "no audio: send the recording in the multipart field 'file'", "file")
     return upload
 
 
@@ -237,7 +232,7 @@ def probe(path: Path) -> float | None:
     try:
         with av.open(str(path), metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise UploadError(400, f"the file has no audio track; {ACCEPTED}", "file", "no_audio")
+                raise ApiError(400, f"the file has no audio track; {ACCEPTED}", "file", "no_audio")
             for n, frame in enumerate(decodable_frames(container)):
                 if frame.samples:
                     return container_duration(container)
@@ -245,10 +240,10 @@ def probe(path: Path) -> float | None:
                     break
     except av.error.FFmpegError as e:
         reason = getattr(e, "strerror", None) or type(e).__name__
-        raise UploadError(
+        raise ApiError(
             400, f"not a decodable audio file ({reason}); {ACCEPTED}", "file", "invalid_audio"
         ) from None
-    raise UploadError(400, f"no decodable audio in the file; {ACCEPTED}", "file", "invalid_audio")
+    raise ApiError(400, f"no decodable audio in the file; {ACCEPTED}", "file", "invalid_audio")
 
 
 def pcm_chunks(path: Path) -> Iterator[bytes]:
@@ -296,7 +291,7 @@ def start_message(upload: Upload, default_language: str | None) -> StartMessage:
     except ValidationError as e:
         err = e.errors()[0]
         param = str(err["loc"][0]) if err.get("loc") else None
-        raise UploadError(400, f"invalid {param or 'field'}: {err['msg']}", param) from None
+        raise ApiError(400, f"invalid {param or 'field'}: {err['msg']}", param) from None
 
 
 async def open_session(
@@ -543,7 +538,7 @@ class Feeder:
 def check_capacity(app: web.Application) -> None:
     """429 while this gateway feeds MAX_ACTIVE uploads (a soft bound: checked before and after the body)."""
     if len(app[state.UPLOADS_ACTIVE]) >= MAX_ACTIVE:
-        raise UploadError(429, f"{MAX_ACTIVE} uploads are being transcribed; try again later", None, "busy")
+        raise ApiError(429, f"{MAX_ACTIVE} uploads are being transcribed; try again later", None, "busy")
 
 
 async def begin(
@@ -560,7 +555,7 @@ async def begin(
         await feeder.register(upload.filename)
     except REDIS_DOWN as e:
         log.error("upload: redis unavailable: %r", e)
-        raise UploadError(503, "storage unavailable, try again", None, "unavailable") from None
+        raise ApiError(503, "storage unavailable, try again", None, "unavailable") from None
     task = asyncio.create_task(feeder.run(), name=f"upload-{sid}")
     active[sid] = feeder
     background = app[state.BACKGROUND]
@@ -582,7 +577,7 @@ async def start_upload(
     app: web.Application, upload: Upload, default_language: str | None, owner: str | None = None
 ) -> Feeder:
     """Starts a received upload (owned by `owner`, a key's digest); on any failure its file is
-    discarded (raises UploadError)."""
+    discarded (raises ApiError)."""
     try:
         return await begin(app, upload, start_message(upload, default_language), owner)
     except BaseException:
@@ -593,19 +588,12 @@ async def start_upload(
 # --- /api/uploads ----------------------------------------------------------------------------------
 
 
-def json_error(e: UploadError) -> web.Response:
-    return web.json_response({"error": e.message}, status=e.status)
-
-
 async def create_upload(request: web.Request) -> web.Response:
-    try:
-        upload = await receive(request)
-        owner = request.headers.get(voices.OWNER_HEADER) or upload.get("owner") or ""
-        upload.fields["owner"] = [owner]  # the voice lock's owner: the header, else the form's field
-        owned = owners.digest(owner) if owners.OWNER_RE.fullmatch(owner) else owners.request_owner(request)
-        feeder = await start_upload(request.app, upload, "en", owned)
-    except UploadError as e:
-        return json_error(e)
+    upload = await receive(request)  # a refusal is an ApiError, rendered by errors.py
+    owner = request.headers.get(voices.OWNER_HEADER) or upload.get("owner") or ""
+    upload.fields["owner"] = [owner]  # the voice lock's owner: the header, else the form's field
+    owned = owners.digest(owner) if owners.OWNER_RE.fullmatch(owner) else owners.request_owner(request)
+    feeder = await start_upload(request.app, upload, "en", owned)
     return web.json_response(
         {"session": feeder.sid, "status": FEEDING, "duration_s": feeder.duration_hint}, status=202
     )
@@ -671,20 +659,20 @@ def progress_json(sid: str, info: dict[bytes, bytes], transcribed: float, ended:
 async def upload_progress(request: web.Request) -> web.Response:
     sid = request.match_info["sid"]
     if not SID_RE.fullmatch(sid):
-        raise history.http_error(web.HTTPBadRequest, "malformed session id")
+        raise ApiError(400, "malformed session id")
     try:
         await owners.require_reader(request, sid)
-    except web.HTTPNotFound:  # unknown, or another owner's upload: it does not exist
-        raise history.http_error(web.HTTPNotFound, "unknown upload") from None
+    except ApiError:  # unknown, or another owner's upload: it does not exist
+        raise ApiError(404, "unknown upload") from None
     r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     try:
         info = await r.hgetall(upload_key(sid))
         if not info:
-            raise history.http_error(web.HTTPNotFound, "unknown upload")
+            raise ApiError(404, "unknown upload")
         transcribed, ended = await events_progress(r, s.events_key(sid))
     except REDIS_DOWN as e:
         log.error("sid=%s upload progress: redis unavailable: %r", sid, e)
-        raise history.http_error(web.HTTPServiceUnavailable, "storage unavailable, try again") from None
+        raise unavailable() from None
     return web.json_response(progress_json(sid, info, transcribed, ended))
 
 
@@ -701,14 +689,14 @@ def openai_error(
 
 
 def openai_options(upload: Upload) -> tuple[str, list[str]]:
-    """The response format and timestamp granularities asked for; raises UploadError."""
+    """The response format and timestamp granularities asked for; raises ApiError."""
     fmt = upload.get("response_format") or "json"
     if fmt not in FORMATS:
-        raise UploadError(400, f"response_format must be one of {', '.join(FORMATS)}", "response_format")
+        raise ApiError(400, f"response_format must be one of {', '.join(FORMATS)}", "response_format")
     grains = [g.strip() for g in upload.fields.get("timestamp_granularities[]", []) if g.strip()]
     grains += [g.strip() for g in upload.fields.get("timestamp_granularities", []) if g.strip()]
     if bad := [g for g in grains if g not in GRANULARITIES]:
-        raise UploadError(
+        raise ApiError(
             400, f"unknown timestamp granularity {bad[0]!r}: use segment or word", "timestamp_granularities"
         )
     return fmt, grains or ["segment"]
@@ -727,9 +715,7 @@ def spread_words(final: TranscriptEvent) -> list[dict[str, Any]]:
     return out
 
 
-def verbose_json(
-    record: history.Record, language: str | None, duration: float, grains: list[str]
-) -> dict[str, Any]:
+def verbose_json(record: Record, language: str | None, duration: float, grains: list[str]) -> dict[str, Any]:
     lines = record.lines
     body: dict[str, Any] = {
         "task": "transcribe",
@@ -758,20 +744,18 @@ def verbose_json(
 
 
 def render(
-    fmt: str, sid: str, record: history.Record, feeder: Feeder, language: str | None, grains: list[str]
+    fmt: str, sid: str, record: Record, feeder: Feeder, language: str | None, grains: list[str]
 ) -> web.Response:
     text = " ".join(f.text.strip() for f in record.lines)
     if fmt == "json":
         return web.json_response({"text": text})
     if fmt == "verbose_json":
         return web.json_response(verbose_json(record, language, feeder.fed_s, grains))
-    entry = history.Entry(sid)
+    entry = Entry(sid)
     if fmt == "srt":
-        return web.Response(
-            text=history.render_srt(entry, record), content_type="text/plain", charset="utf-8"
-        )
+        return web.Response(text=render_srt(entry, record), content_type="text/plain", charset="utf-8")
     if fmt == "vtt":
-        return web.Response(text=history.render_vtt(entry, record), content_type="text/vtt", charset="utf-8")
+        return web.Response(text=render_vtt(entry, record), content_type="text/vtt", charset="utf-8")
     return web.Response(text=text + "\n" if text else "", content_type="text/plain", charset="utf-8")
 
 
@@ -779,16 +763,16 @@ async def openai_transcriptions(request: web.Request) -> web.Response:
     """OpenAI's transcription route over the pipeline: answers once the session has ended."""
     try:
         upload = await receive(request)
-    except UploadError as e:
+    except ApiError as e:
         return openai_error(e.status, e.message, e.param, e.code)
     try:
         fmt, grains = openai_options(upload)
-    except UploadError as e:
+    except ApiError as e:
         upload.discard()
         return openai_error(e.status, e.message, e.param, e.code)
     try:
         feeder = await start_upload(request.app, upload, None)
-    except UploadError as e:
+    except ApiError as e:
         return openai_error(e.status, e.message, e.param, e.code)
     await feeder.finished.wait()  # the feeder bounds its own wait by the audio's duration
     if feeder.status != DONE:
@@ -797,7 +781,7 @@ async def openai_transcriptions(request: web.Request) -> web.Response:
         )
     r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     try:
-        record = await history.read_record(r, s.events_key(feeder.sid))
+        record = await read_record(r, s.events_key(feeder.sid))
     except REDIS_DOWN:
         return openai_error(503, "storage unavailable, try again", None, "unavailable")
     language = upload.get("language")

@@ -35,10 +35,10 @@ import redis.asyncio as aioredis
 from aiohttp import BodyPartReader, web
 
 from services.gateway import state
+from services.gateway.errors import ApiError
 from services.voice.embedder import EMBEDDING_DIM, Embedder
 from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
 from shared.messages import SessionConfig, StartMessage
-from shared.streams import REDIS_DOWN
 
 if TYPE_CHECKING:
     from services.gateway.live import LiveSession
@@ -53,10 +53,8 @@ MAX_NAME = 100
 MAX_VOICES = 50
 
 
-class VoiceError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+def voice_error(status: int, code: str, message: str) -> ApiError:
+    return ApiError(status, message, code=code)
 
 
 def add_routes(app: web.Application) -> None:
@@ -76,7 +74,7 @@ def voices_key(owner_key: str) -> str:
 def owner_of(request: web.Request) -> str:
     key = request.headers.get(OWNER_HEADER, "")
     if not OWNER_RE.match(key):
-        raise VoiceError(
+        raise voice_error(
             400,
             "no_owner",
             f"voices need the owner key in header {OWNER_HEADER} (16-128 url-safe characters)",
@@ -89,14 +87,10 @@ def embedder() -> Embedder:
     return Embedder()
 
 
-def error_response(e: VoiceError) -> web.Response:
-    return web.json_response({"error": e.message, "code": e.code}, status=e.status)
-
-
 async def read_form(request: web.Request) -> tuple[bytes, str]:
     """The form's audio file and name."""
     if not request.content_type.startswith("multipart/"):
-        raise VoiceError(
+        raise voice_error(
             400, "bad_form", "expected multipart/form-data with the audio in 'file' and a 'name'"
         )
     data, name, has_file = bytearray(), "", False
@@ -109,15 +103,15 @@ async def read_form(request: web.Request) -> tuple[bytes, str]:
                 while chunk := await part.read_chunk():
                     data += chunk
                     if len(data) > MAX_BYTES:
-                        raise VoiceError(400, "too_large", f"the file is over {MAX_BYTES // 2**20} MB")
+                        raise voice_error(400, "too_large", f"the file is over {MAX_BYTES // 2**20} MB")
             elif part.name == "name":
                 name = (await part.text())[: MAX_NAME + 1].strip()
     except (ValueError, AssertionError) as e:
-        raise VoiceError(400, "bad_form", f"malformed multipart body: {e}") from None
+        raise voice_error(400, "bad_form", f"malformed multipart body: {e}") from None
     if not data:
-        raise VoiceError(400, "no_audio", "no audio: send the lecturer's recording in the field 'file'")
+        raise voice_error(400, "no_audio", "no audio: send the lecturer's recording in the field 'file'")
     if not name or len(name) > MAX_NAME:
-        raise VoiceError(400, "bad_name", f"give the voice a 'name' of 1-{MAX_NAME} characters")
+        raise voice_error(400, "bad_name", f"give the voice a 'name' of 1-{MAX_NAME} characters")
     return bytes(data), name
 
 
@@ -142,7 +136,7 @@ def decode(data: bytes) -> np.ndarray:
     try:
         with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
             if not container.streams.audio:
-                raise VoiceError(400, "invalid_audio", "the file has no audio track")
+                raise voice_error(400, "invalid_audio", "the file has no audio track")
             for frame in decodable_frames(container):
                 frame.pts = None
                 for out in resampler.resample(frame):
@@ -151,9 +145,9 @@ def decode(data: bytes) -> np.ndarray:
                 if n > limit:
                     break
     except av.error.FFmpegError as e:
-        raise VoiceError(400, "invalid_audio", f"not a decodable audio file ({type(e).__name__})") from None
+        raise voice_error(400, "invalid_audio", f"not a decodable audio file ({type(e).__name__})") from None
     if not n:
-        raise VoiceError(400, "invalid_audio", "no decodable audio in the file")
+        raise voice_error(400, "invalid_audio", "no decodable audio in the file")
     return np.concatenate(parts).astype(np.float32) / 32768.0
 
 
@@ -162,44 +156,32 @@ def enrol_file(data: bytes) -> tuple[np.ndarray, float, float]:
     try:
         got = enrol(audio, embedder())
     except EnrolmentError as e:
-        raise VoiceError(400, e.code, str(e)) from None
+        raise voice_error(400, e.code, str(e)) from None
     return got.embedding, got.seconds, got.speech_seconds
 
 
 async def create_voice(request: web.Request) -> web.Response:
     r: aioredis.Redis = request.app[state.REDIS]
-    try:
-        owner = owner_of(request)
-        data, name = await read_form(request)
-        emb, seconds, speech_s = await asyncio.to_thread(enrol_file, data)
-        if await r.hlen(voices_key(owner)) >= MAX_VOICES:
-            raise VoiceError(
-                409, "too_many_voices", f"at most {MAX_VOICES} voices per owner: delete one first"
-            )
-        voice = secrets.token_urlsafe(9)
-        record = {
-            "voice": voice,
-            "name": name,
-            "seconds": seconds,
-            "speech_seconds": speech_s,
-            "created": round(time.time(), 3),
-            "embedding": base64.b64encode(emb.astype("<f4").tobytes()).decode(),
-        }
-        await r.hset(voices_key(owner), voice, json.dumps(record))
-    except VoiceError as e:
-        return error_response(e)
-    except REDIS_DOWN:
-        return web.json_response({"error": "redis unreachable", "code": "unavailable"}, status=503)
+    owner = owner_of(request)
+    data, name = await read_form(request)
+    emb, seconds, speech_s = await asyncio.to_thread(enrol_file, data)
+    if await r.hlen(voices_key(owner)) >= MAX_VOICES:
+        raise voice_error(409, "too_many_voices", f"at most {MAX_VOICES} voices per owner: delete one first")
+    voice = secrets.token_urlsafe(9)
+    record = {
+        "voice": voice,
+        "name": name,
+        "seconds": seconds,
+        "speech_seconds": speech_s,
+        "created": round(time.time(), 3),
+        "embedding": base64.b64encode(emb.astype("<f4").tobytes()).decode(),
+    }
+    await r.hset(voices_key(owner), voice, json.dumps(record))
     return web.json_response({"voice": voice, "name": name, "seconds": seconds}, status=201)
 
 
 async def list_voices(request: web.Request) -> web.Response:
-    try:
-        raw = await request.app[state.REDIS].hgetall(voices_key(owner_of(request)))
-    except VoiceError as e:
-        return error_response(e)
-    except REDIS_DOWN:
-        return web.json_response({"error": "redis unreachable", "code": "unavailable"}, status=503)
+    raw = await request.app[state.REDIS].hgetall(voices_key(owner_of(request)))
     voices = [json.loads(v) for v in raw.values()]
     out = [{k: v[k] for k in ("voice", "name", "seconds", "created")} for v in voices]
     return web.json_response({"voices": sorted(out, key=lambda v: -v["created"])})
@@ -207,14 +189,9 @@ async def list_voices(request: web.Request) -> web.Response:
 
 async def delete_voice(request: web.Request) -> web.Response:
     voice = request.match_info["voice"]
-    try:
-        owner = owner_of(request)
-        if not VOICE_RE.match(voice) or not await request.app[state.REDIS].hdel(voices_key(owner), voice):
-            raise VoiceError(404, "unknown_voice", "no such voice of this owner")
-    except VoiceError as e:
-        return error_response(e)
-    except REDIS_DOWN:
-        return web.json_response({"error": "redis unreachable", "code": "unavailable"}, status=503)
+    owner = owner_of(request)
+    if not VOICE_RE.match(voice) or not await request.app[state.REDIS].hdel(voices_key(owner), voice):
+        raise voice_error(404, "unknown_voice", "no such voice of this owner")
     return web.json_response({"deleted": voice})
 
 
@@ -262,12 +239,8 @@ async def upload_lock(r: aioredis.Redis, start: StartMessage, config: SessionCon
     """An upload with `voice`: its voiceprint, `config` marked locked; an unknown voice is refused."""
     if not start.voice:
         return None
-    from services.gateway.uploads import UploadError
-
     voiceprint = await voice_for(r, start.owner, start.voice)
     if voiceprint is None:
-        raise UploadError(
-            400, "no such voice of this owner (header X-ClassRec-Owner)", "voice", "unknown_voice"
-        )
+        raise ApiError(400, "no such voice of this owner (header X-ClassRec-Owner)", "voice", "unknown_voice")
     config.voice, config.others = start.voice, start.others
     return voiceprint
