@@ -20,12 +20,12 @@ from services.gateway import (
     search,
     security,
     share,
-    uploads,
     voices,
 )
 from services.gateway.history import routes as history_routes
 from services.gateway.live import LiveSession
 from services.gateway.state import BACKGROUND, CLIENT_LIMITS, REDIS, SETTINGS, SOCKETS
+from services.gateway.uploads import routes as upload_routes
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
 from shared.settings import GatewaySettings
@@ -115,7 +115,7 @@ def make_app(settings: GatewaySettings | None = None) -> web.Application:
     search.add_routes(app)
     share.add_routes(app)
     follow.add_routes(app)
-    uploads.add_routes(app)
+    upload_routes.add_routes(app)
     voices.add_routes(app)  # the voice lock's enrolled voices
     languages.add_routes(app)
     return app

@@ -20,7 +20,7 @@ from shared.settings import GatewaySettings
 if TYPE_CHECKING:  # types only: these modules import this one
     from services.gateway.history.tallies import TallyCache
     from services.gateway.security import ClientLimits
-    from services.gateway.uploads import Feeder
+    from services.gateway.uploads.feeder import Feeder
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
 REDIS = web.AppKey("redis", aioredis.Redis)
@@ -34,7 +34,7 @@ ARCHIVE = web.AppKey("archive", Archive)
 CLIENT_LIMITS: web.AppKey[ClientLimits] = web.AppKey("client_limits")
 # Tallies of the sessions listed lately (`history/tallies.py`).
 TALLIES: web.AppKey[TallyCache] = web.AppKey("history_tallies")
-# The largest upload accepted, in bytes, and the uploads being fed, by session id (`uploads.py`).
+# The largest upload accepted, in bytes, and the uploads being fed, by session id (`uploads/`).
 UPLOAD_LIMIT = web.AppKey("upload_limit", int)
 UPLOADS_ACTIVE: web.AppKey[dict[str, Feeder]] = web.AppKey("uploads_active", dict)
 # Followers of shared sessions on this gateway, by session id (`follow.py`).

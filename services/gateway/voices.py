@@ -116,7 +116,7 @@ async def read_form(request: web.Request) -> tuple[bytes, str]:
 
 
 def decodable_frames(container: av.container.InputContainer) -> Iterator[av.AudioFrame]:
-    """The first audio stream's frames, skipping those that do not decode (as uploads.py does)."""
+    """The first audio stream's frames, skipping those that do not decode (as uploads/decode.py does)."""
     frames = container.decode(audio=0)
     while True:
         try:
