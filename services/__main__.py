@@ -134,7 +134,7 @@ def main() -> None:
             redis_proc.wait(10)
         raise
     cmds = service_commands(s.transcribers, archive=bool(env.get("DATABASE_URL", "").strip()))
-    # Transcribers yield the CPU to the VAD and the gateway, whose work cannot wait (audio keeps coming).
+    # TRANSCRIBER_NICE > 0: transcribers yield the CPU to the VAD and the gateway, whose audio cannot wait.
     nice = {name: s.transcriber_nice for name in cmds if name.startswith("transcriber")}
     children = Supervisor(cmds, env, s.metrics_base_port, nice)
     log.info("serving http://localhost:%d with %d transcriber(s); Ctrl-C stops", s.port, s.transcribers)

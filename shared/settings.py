@@ -191,8 +191,10 @@ class ArchiveSettings(CommonSettings):
 class LauncherSettings(CommonSettings):
     port: int = 8080
     transcribers: int = 1
-    # Niceness of the transcriber children: the VAD and the gateway come first on a shared CPU.
-    transcriber_nice: int = 5
+    # Niceness added to the transcriber children (e.g. 5: the VAD and the gateway come first on a CPU
+    # the stack has to itself). 0 by default: on a machine shared with other work, a niced transcriber
+    # yields to everybody's processes, not only to its own VAD (README "Load", bursts).
+    transcriber_nice: int = 0
     metrics_base_port: int = 0  # >0: worker i of `make run` serves metrics on this port + i
     redis_port: int = 6399
     postgres_port: int = 0  # the embedded PostgreSQL's port (0: a free one, logged at start)
