@@ -148,3 +148,30 @@ async def test_follow_a_lecture_only_the_archive_has(
     ws = await c.ws_connect(f"/ws/follow?share={token}")
     got = await read_until_end(ws)
     assert [m["text"] for m in got if m["type"] == "transcript"] == ["kept 0", "kept 1", "kept 2"]
+
+
+async def test_a_follower_that_does_not_read_holds_nobody_up(c: TestClient, r: aioredis.Redis) -> None:
+    """One follower never reads while a long lecture's events pour out: the other follower and the
+    owner's own connection get everything and the end; the stuck one is cut off (its own queue)."""
+    sid = await lecture(r, A)
+    token = await share(c, sid)
+    key = f"events:{sid}"
+    long_text = "word " * 1600  # ~8 kB a final: 6.4 MB in all, far beyond the socket buffers
+    stuck = await c.ws_connect(f"/ws/follow?share={token}")  # never read below
+    reader = await c.ws_connect(f"/ws/follow?share={token}")
+    assert (await reader.receive_json(timeout=10))["type"] == "session"
+    async with r.pipeline(transaction=False) as pipe:
+        for n in range(800):
+            pipe.xadd(
+                key, to_fields(TranscriptEvent(segment=n, start=n, end=n + 0.5, text=long_text, final=True))
+            )
+        pipe.xadd(key, to_fields(AlertsDone(segments=800)))
+        await pipe.execute()
+    got = await read_until_end(reader)
+    assert sum(m["type"] == "transcript" for m in got) == 800
+    await r.hset(f"session:{sid}", "status", "stopping")  # its stop was received
+    owner = await c.ws_connect("/ws/transcribe")  # the owner resuming: the whole lecture, then end
+    await owner.send_json({"type": "start", "owner": A, "session": sid})
+    owner_got = await read_until_end(owner)
+    assert sum(m["type"] == "transcript" for m in owner_got) == 800
+    await stuck.close()

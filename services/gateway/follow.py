@@ -4,7 +4,8 @@ The follower gets `session`, then every event of the session from its start (tra
 flags, errors; a partial once its final is out is dropped, a final sent once), live as they come,
 then `end` once the session has ended. It reads `events:{sid}` by itself (XRANGE-paged XREAD from
 `0-0`): the owner's connection and the workers never wait for a follower. A follower that does not
-read its socket fills its own bounded queue and is closed (`slow_client`); the owner is unaffected.
+read fills its own bounded queue, which holds up its own relay only, and is closed (`slow_client`)
+once it has read nothing for SEND_TIMEOUT_S; the owner and the other followers are unaffected.
 A session Redis no longer holds is replayed from the archive, then `end`. At most
 `MAX_FOLLOWERS_PER_SESSION` followers per session on each gateway (close 1008 beyond).
 """
@@ -20,6 +21,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from services.gateway import archived, owners, security, state
 from services.gateway.errors import ApiError
+from services.gateway.sessions import LIVE, STOPPING, SessionStore
 from shared.messages import (
     CLIENT_EVENTS,
     AlertsDone,
@@ -81,12 +83,14 @@ class Follower:
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
         self.cut_off = False
 
-    def send(self, msg: Msg) -> None:
+    async def send(self, msg: Msg) -> None:
+        """Queue a frame; a full queue holds this follower's relay (and only it) up to
+        SEND_TIMEOUT_S, then the follower, which does not read, is cut off."""
         if self.cut_off:
             return
         try:
-            self.outbox.put_nowait(to_client_json(msg))
-        except asyncio.QueueFull:  # not reading: let it go, nobody else waits for it
+            await asyncio.wait_for(self.outbox.put(to_client_json(msg)), SEND_TIMEOUT_S)
+        except TimeoutError:  # not reading: let it go, nobody else waits for it
             self.cut_off = True
             log.warning("sid=%s follower too slow; closing it", self.sid)
             self.outbox = asyncio.Queue(2)
@@ -119,16 +123,16 @@ class Follower:
                 return
 
     async def relay(self) -> None:
-        self.send(SessionEvent(session=self.sid))
+        await self.send(SessionEvent(session=self.sid))
         key = self.s.events_key(self.sid)
         try:
-            if await self.r.exists(key):
+            if await self.r.exists(key) or await self.live():  # a live one may have no event yet
                 await self.follow_stream(key)
             else:
                 await self.replay_archive()
         except REDIS_DOWN as e:
             log.warning("sid=%s follower lost redis: %r", self.sid, e)
-            self.send(
+            await self.send(
                 ErrorEvent(code="unavailable", message="the server's storage is unreachable; reconnect")
             )
         self.close()
@@ -147,8 +151,8 @@ class Follower:
         last, finalized = "0-0", set()
         while not self.cut_off:
             resp = await self.r.xread({key: last}, count=200, block=self.s.block_ms)
-            if not resp and not await self.r.exists(key):  # deleted (or expired) meanwhile
-                break
+            if not resp and not await self.r.exists(key) and not await self.live():
+                break  # deleted (or expired) meanwhile
             for _, entries in resp or []:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -162,18 +166,23 @@ class Follower:
                         if msg.final:
                             finalized.add(msg.segment)
                     if isinstance(msg, AlertsDone):
-                        self.send(EndEvent())
+                        await self.send(EndEvent())
                         return
                     if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
-                        self.send(msg)
-        self.send(EndEvent())
+                        await self.send(msg)
+        await self.send(EndEvent())
+
+    async def live(self) -> bool:
+        """The registry says the session still takes audio (or is finishing)."""
+        status = await self.r.hget(SessionStore(self.r, self.s).key(self.sid), "status")
+        return status in (LIVE.encode(), STOPPING.encode())
 
     async def replay_archive(self) -> None:
         row = await archived.session(self.app, self.sid)
         if row is not None:
             _, record = await archived.record(self.app, row)
             for final in record.lines:
-                self.send(final)
+                await self.send(final)
             for alert in sorted(record.alerts, key=lambda a: a.segment):
-                self.send(alert)
-        self.send(EndEvent())
+                await self.send(alert)
+        await self.send(EndEvent())
