@@ -14,8 +14,10 @@ goes through the lock (services/voice/lock.py) exactly as the VAD worker runs it
   at start + (i + 0.5) / n of its span): lecturer's words kept, other speakers' words passed, with
   the lock in drop mode, and without the lock (what the VAD alone sends); announcements kept (90 %
   of the sentence's audio sent).
-* CPU: the embedder's process time per second of audio and, with --whisper, tiny.en's (the service's
-  beam, prompt, window tail) on the same utterances, one at a time.
+* CPU: the embedder's process time per second of audio (an utterance's windows in one batch, as
+  at a final; with --live also one window at a time, as the VAD embeds the open utterance for its
+  partials in drop mode) and, with --whisper, tiny.en's (the service's beam, prompt, window tail) on
+  the same utterances, one at a time.
 --sweep prints those word figures for a grid of thresholds, pooled over the target recordings
 (bench.voice_data.HARD excluded). The machine may be shared: compare ratios of one run.
 """
@@ -233,6 +235,7 @@ def main() -> None:
     ap.add_argument("--min-run", type=int, default=LockConfig.min_run)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--whisper", action="store_true")
+    ap.add_argument("--live", action="store_true", help="also the embedder's cost one window at a time")
     a = ap.parse_args()
     embedder = Embedder()
     recs = [load(p, embedder) for p in a.recordings]
@@ -246,6 +249,17 @@ def main() -> None:
         f"embedder: {cpu:.2f} CPU s for {audio_s:.0f} s of audio ({speech_s:.0f} s in utterances): "
         f"{cpu / audio_s:.4f} CPU s per audio s, {cpu / speech_s:.4f} per utterance s"
     )
+    if a.live:
+        t0 = time.process_time()
+        for r in recs:  # as the VAD does in drop mode with partials: each window once, as it completes
+            for u in r.utts:
+                for s in window_starts(len(u.audio)):
+                    embedder.at(u.audio, [s])
+        live = time.process_time() - t0
+        print(
+            f"embedder one window at a time (live, drop mode with partials): {live / audio_s:.4f} CPU s per "
+            f"audio s, {live / speech_s:.4f} per utterance s ({live / max(cpu, 1e-9):.1f}x the batched cost)"
+        )
     if a.whisper:
         w_cpu, w_s = whisper_cpu(recs)
         print(
