@@ -34,164 +34,28 @@ Definitions (the figures the benchmarks print mean exactly this):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
-import wave
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
-import jiwer
-import numpy as np
+from testkit.truth import (  # noqa: F401 (bench's modules import these from here)
+    ALERT_TOLERANCE_S,
+    KNOWN_TEXT,
+    SAMPLE_RATE,
+    SPEECH_SLACK_S,
+    ExpectedAlert,
+    Lecture,
+    Span,
+    load_lecture,
+    read_wav,
+    strip_prefix,
+)
+from testkit.wer import WerResult, normalise, pooled_wer, word_errors  # noqa: F401
 
-SAMPLE_RATE = 16_000
-SPEECH_SLACK_S = 0.5
-ALERT_TOLERANCE_S = 3.0
-KNOWN_TEXT = {
-    "LJ001-0009": "Printing, then, for our purpose, may be considered as the art of making books "
-    "by means of movable types.",
-}
 _WORD = re.compile(r"[^\W_]", re.UNICODE)
-
-
-# --- ground truth -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Span:
-    """A stretch of the lecture: kind "speech" (with its text) or "noise"."""
-
-    kind: str
-    start: float
-    end: float
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class ExpectedAlert:
-    category: str
-    text: str
-    start: float
-    end: float
-
-
-@dataclass
-class Lecture:
-    name: str
-    pcm: np.ndarray  # int16, mono, 16 kHz
-    duration: float
-    spans: list[Span]
-    alerts: list[ExpectedAlert]
-    has_truth: bool
-    language: str = "en"  # of the reference text ("language" in PREFIX.json)
-
-    @property
-    def speech_text(self) -> str:
-        return " ".join(s.text for s in sorted(self.spans, key=lambda s: s.start) if s.kind == "speech")
-
-    def audio_float(self) -> np.ndarray:
-        return self.pcm.astype(np.float32) / 32768.0
-
-
-def strip_prefix(path: str | Path) -> Path:
-    """PREFIX from PREFIX, PREFIX.wav or PREFIX.json."""
-    p = Path(path)
-    return p.with_suffix("") if p.suffix in (".wav", ".json") else p
-
-
-def read_wav(path: Path) -> np.ndarray:
-    """The samples of a 16 kHz mono PCM16 WAV; ValueError for any other format."""
-    with wave.open(str(path), "rb") as w:
-        if (w.getframerate(), w.getnchannels(), w.getsampwidth()) != (SAMPLE_RATE, 1, 2):
-            raise ValueError(f"{path}: need 16 kHz mono PCM16")
-        return np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.int16)
-
-
-def load_lecture(prefix: str | Path, translated: bool = False) -> Lecture:
-    """PREFIX.wav with its ground truth (PREFIX.json, else KNOWN_TEXT, else none).
-
-    `translated`: the reference is each speech stretch's English `translation` (a lecture in another
-    language, for Whisper's translate task)."""
-    base = strip_prefix(prefix)
-    pcm = read_wav(base.with_suffix(".wav"))
-    duration = len(pcm) / SAMPLE_RATE
-    meta = base.with_suffix(".json")
-    if meta.exists():
-        data = json.loads(meta.read_text())
-        key = "translation" if translated else "text"
-        spans = [
-            Span(s["kind"], float(s["start"]), float(s["end"]), s.get(key) or "") for s in data["segments"]
-        ]
-        alerts = [_expected_alert(a, spans) for a in data.get("alerts", [])]
-        language = "en" if translated else data.get("language", "en")
-        return Lecture(base.name, pcm, duration, spans, alerts, True, language)
-    if base.name in KNOWN_TEXT:
-        return Lecture(
-            base.name, pcm, duration, [Span("speech", 0.0, duration, KNOWN_TEXT[base.name])], [], True
-        )
-    return Lecture(base.name, pcm, duration, [], [], False)
-
-
-def _expected_alert(a: dict, spans: list[Span]) -> ExpectedAlert:
-    start = float(a["start"])
-    ends = [s.end for s in spans if s.kind == "speech" and abs(s.start - start) < 1e-3]
-    return ExpectedAlert(a["category"], a.get("text", ""), start, ends[0] if ends else start)
-
-
-# --- WER ----------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=2)
-def _normaliser(english: bool = True) -> Callable[[str], str]:
-    if english:
-        from whisper_normalizer.english import EnglishTextNormalizer
-
-        return EnglishTextNormalizer()
-    from whisper_normalizer.basic import BasicTextNormalizer
-
-    return BasicTextNormalizer()
-
-
-def normalise(text: str, language: str = "en") -> str:
-    """Whisper's English normalisation (its basic one for other languages), whitespace collapsed."""
-    return " ".join(_normaliser(language == "en")(text).split())
-
-
-@dataclass(frozen=True)
-class WerResult:
-    ref_words: int
-    hyp_words: int
-    substitutions: int
-    deletions: int
-    insertions: int
-
-    @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    @property
-    def wer(self) -> float | None:
-        return self.errors / self.ref_words if self.ref_words else None
-
-
-def word_errors(reference: str, hypothesis: str, language: str = "en") -> WerResult:
-    """Word errors of `hypothesis` against `reference`, both normalised first."""
-    ref, hyp = normalise(reference, language), normalise(hypothesis, language)
-    n_ref, n_hyp = len(ref.split()), len(hyp.split())
-    if not n_ref or not n_hyp:
-        return WerResult(n_ref, n_hyp, 0, n_ref, n_hyp)
-    out = jiwer.process_words(ref, hyp)
-    return WerResult(n_ref, n_hyp, out.substitutions, out.deletions, out.insertions)
-
-
-def pooled_wer(results: Iterable[WerResult]) -> float | None:
-    """Total errors over total reference words."""
-    rs = list(results)
-    ref = sum(r.ref_words for r in rs)
-    return sum(r.errors for r in rs) / ref if ref else None
 
 
 # --- words inside noise-only stretches ----------------------------------------------------------

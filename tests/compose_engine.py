@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.util import ROOT
 
 HERE = Path(__file__).parent / "compose"
 APP = ["gateway", "vad", "transcriber", "alerts", "archive"]

@@ -26,8 +26,8 @@ import redis
 
 from shared.redis_server import start_redis
 from tests.client import FRAME_BYTES
-from tests.conftest import ROOT, Lecture, free_port
 from tests.transcripts import assert_heard, words
+from tests.util import ROOT, Lecture, free_port
 
 POLL_S = 0.1  # how often an external condition is polled while waiting for it
 GROUPS = {"vad": "vad", "transcriber": "transcriber", "alerts": "alerts"}

@@ -11,8 +11,8 @@ import redis
 import redis.sentinel
 
 from shared.redis_server import find_server, start_redis
-from tests.conftest import free_port
 from tests.faults_util import wait_for
+from tests.util import free_port
 
 MASTER_NAME = "classrec"
 

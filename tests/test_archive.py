@@ -31,7 +31,7 @@ from shared.messages import (
     to_fields,
 )
 from shared.settings import ArchiveSettings, GatewaySettings
-from tests.conftest import ROOT
+from tests.util import ROOT
 
 
 def prefixed(tag: str) -> ArchiveSettings:

@@ -36,7 +36,7 @@ from shared.redis_server import start_redis
 from tests.audio_util import opus_seconds
 from tests.browser_util import find_chromium, missing_browser
 from tests.client import FRAME_BYTES, collect, finals
-from tests.conftest import ROOT, Lecture, free_port, wait_ready
+from tests.util import ROOT, Lecture, free_port, wait_ready
 
 pytestmark = pytest.mark.slow
 OWNER = "stack-owner-" + secrets.token_urlsafe(16)

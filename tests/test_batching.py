@@ -8,12 +8,13 @@ import numpy as np
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
-from bench.common import KNOWN_TEXT, read_wav, word_errors
 from services.transcriber.backends import LocalBackend
 from services.transcriber.worker import TranscriberWorker
 from shared.messages import SegmentJob, SessionConfig, TranscriptEvent, from_fields
 from shared.settings import TranscriberSettings
 from shared.streams import xadd
+from testkit.truth import KNOWN_TEXT, read_wav
+from testkit.wer import word_errors
 
 CLIP = Path(__file__).parent / "data" / "real" / "LJ001-0009.wav"
 STREAMS = {

@@ -32,7 +32,7 @@ from tests.browser_util import (
     parse_srt,
     write_fake_mic,
 )
-from tests.conftest import ROOT, Lecture, Stack
+from tests.util import ROOT, Lecture, Stack
 
 MISSING = missing_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser_util import SocketLog, chromium_args, find_chromium, missing_browser, write_fake_mic
-from tests.conftest import Lecture, Stack
+from tests.util import Lecture, Stack
 
 MISSING = missing_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]

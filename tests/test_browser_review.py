@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.browser_util import chromium_args, find_chromium, missing_browser, write_fake_mic
-from tests.conftest import ROOT, Lecture, Stack
+from tests.util import ROOT, Lecture, Stack
 
 MISSING = missing_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.page_vs_stream import audio_check
+from testkit.page import audio_check
 from tests.browser_util import FAKE_DEVICE_RATE, chromium_args, find_chromium, missing_browser, write_fake_mic
-from tests.conftest import ROOT, Lecture
+from tests.util import ROOT, Lecture
 
 MISSING = missing_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]

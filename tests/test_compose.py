@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from services.__main__ import service_commands
-from tests.conftest import ROOT
+from tests.util import ROOT
 
 APP_SERVICES = {"gateway", "vad", "transcriber", "alerts", "archive"}
 

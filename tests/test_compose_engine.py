@@ -25,8 +25,8 @@ from tests.compose_engine import (
     override,
     run,
 )
-from tests.conftest import Lecture, free_port
 from tests.faults_util import Client, alert_categories, check_transcript, finish
+from tests.util import Lecture, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 SPEED = 2.0  # the lecture at twice real time: two minutes of audio in one

@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from bench.common import KNOWN_TEXT, read_wav, word_errors
 from services.transcriber.backends import LocalBackend
 from services.transcriber.fairshare import Queue, queue
 from services.transcriber.worker import TranscriberWorker
 from shared.messages import SegmentJob, SessionConfig, TranscriptEvent, from_fields, to_fields
 from shared.settings import TranscriberSettings
 from shared.streams import ensure_group, xadd
+from testkit.truth import KNOWN_TEXT, read_wav
+from testkit.wer import word_errors
 from tests.test_batching import CLIP
 
 

@@ -19,7 +19,6 @@ import aiohttp
 import pytest
 
 from tests.client import FRAME_BYTES, collect, finals
-from tests.conftest import Lecture
 from tests.faults_util import (
     Client,
     Cluster,
@@ -30,6 +29,7 @@ from tests.faults_util import (
     wait_for,
     words,
 )
+from tests.util import Lecture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

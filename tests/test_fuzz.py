@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.client import collect, stream
-from tests.conftest import Lecture, Stack
 from tests.faults_util import alert_categories, check_transcript
+from tests.util import Lecture, Stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

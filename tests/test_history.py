@@ -18,7 +18,7 @@ from services.gateway.sessions import SessionStore
 from shared.messages import AlertEvent, AlertsDone, Msg, SessionConfig, TranscriptEvent
 from shared.settings import GatewaySettings
 from shared.streams import xadd
-from tests.conftest import free_port
+from tests.util import free_port
 
 SETTINGS = GatewaySettings()
 LONG = (

@@ -11,8 +11,8 @@ import redis.asyncio as aioredis
 
 from shared.housekeeping import done_before, forget_gone_consumers, leave_group, trim_acknowledged
 from tests.client import stream
-from tests.conftest import Lecture
 from tests.faults_util import Client, Cluster, start_cluster, wait_for
+from tests.util import Lecture
 
 S = "housekeeping:test"
 

@@ -20,8 +20,8 @@ import pytest
 from services.__main__ import service_commands
 from services.transcriber.worker import TranscriberWorker
 from shared.settings import CommonSettings
-from tests.conftest import ROOT
 from tests.kustomize import kubectl, render, render_kubectl, render_python
+from tests.util import ROOT
 
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ["dev", "department"]

@@ -19,12 +19,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.common import load_lecture as load_truth
-from bench.common import word_errors
 from shared.redis_server import start_redis
+from testkit.truth import load_lecture as load_truth
+from testkit.wer import word_errors
 from tests.browser_util import find_chromium, missing_browser
 from tests.client import finals, stream
-from tests.conftest import DATA, ROOT, Lecture, Stack, free_port, load_lecture, wait_ready
+from tests.util import DATA, ROOT, Lecture, Stack, free_port, load_lecture, wait_ready
 
 pytestmark = pytest.mark.slow
 

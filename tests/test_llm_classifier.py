@@ -18,7 +18,7 @@ from services.alerts.detector import Detector
 from services.alerts.llm import LLMDetector, make_detector, parse_verdict, restore_detector
 from shared.messages import AlertEvent
 from shared.settings import AlertsSettings
-from tests.conftest import free_port
+from tests.util import free_port
 
 NOW = datetime(2025, 3, 11, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))  # a Tuesday
 TZ = "Europe/Paris"

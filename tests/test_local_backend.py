@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.common import KNOWN_TEXT, read_wav, word_errors
 from services.transcriber.backends import LocalBackend, Request, Result, encoder_frames
 from services.transcriber.guards import keep_pieces
 from services.transcriber.worker import build_prompt
 from shared.settings import TranscriberSettings
+from testkit.truth import KNOWN_TEXT, read_wav
+from testkit.wer import word_errors
 
 CLIP = Path(__file__).parent / "data" / "real" / "LJ001-0009.wav"
 
@@ -155,7 +156,7 @@ def test_a_final_is_a_function_of_its_audio() -> None:
     Whether a given utterance fails faster-whisper's checks differs between CPUs, so the checks are
     made to fail on any decoding (every non-empty text is more compressible than 0.1): with the
     fallback on, that brings sampling; by default, even then, one beam search."""
-    from tests.conftest import load_lecture
+    from tests.util import load_lecture
 
     pcm = load_lecture("lecture1").pcm
     audio = np.frombuffer(pcm, np.int16)[HARD_START : HARD_START + HARD_SAMPLES].astype(np.float32) / 32768.0

@@ -11,7 +11,7 @@ from shared import metrics
 from shared.messages import SegmentJob, SessionConfig
 from shared.streams import ensure_group, xadd
 from tests.client import stream
-from tests.conftest import Stack, free_port
+from tests.util import Stack, free_port
 
 
 async def test_ops_server_serves_metrics_and_health() -> None:

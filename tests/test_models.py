@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.common import load_lecture, word_errors
 from services.transcriber import models
 from services.transcriber.backends import LocalBackend, Request
 from services.transcriber.models import BUNDLED, ModelError, bundled_files, load_whisper, resolve
 from shared.settings import TranscriberSettings
+from testkit.truth import load_lecture
+from testkit.wer import word_errors
 
 DATA = Path(__file__).parent / "data"
 

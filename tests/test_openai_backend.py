@@ -18,7 +18,7 @@ from services.transcriber.worker import TranscriberWorker
 from shared.messages import SegmentJob, SessionConfig, TranscriptEvent, TranscriptRecord, from_fields
 from shared.settings import DEFAULT_LECTURE_PROMPT, TranscriberSettings
 from shared.streams import xadd
-from tests.conftest import free_port
+from tests.util import free_port
 
 ANSWER = "The midterm is on March fourteenth."
 

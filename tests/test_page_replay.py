@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
-from bench.page_vs_stream import run_page
+from testkit.page import run_page
 from tests.browser_util import FAKE_DEVICE_RATE, missing_browser, write_fake_mic
 from tests.client import finals, stream
-from tests.conftest import Lecture, Stack
+from tests.util import Lecture, Stack
 
 MISSING = missing_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]

@@ -13,7 +13,7 @@ import jiwer
 import pytest
 
 from tests.client import finals, stream
-from tests.conftest import Lecture, Stack
+from tests.util import Lecture, Stack
 
 pytestmark = pytest.mark.slow
 

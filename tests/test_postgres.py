@@ -15,7 +15,7 @@ from services.__main__ import start_archive_db
 from shared import db
 from shared.postgres_server import bin_dir, database_url, start_postgres, stop_postgres, wheel_bin_dir
 from shared.settings import LauncherSettings
-from tests.conftest import free_port
+from tests.util import free_port
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from tests.client import collect, stream
-from tests.conftest import Stack
+from tests.util import Stack
 
 
 async def exchange(url: str, frames: list[str | bytes]) -> tuple[list[dict], int | None]:

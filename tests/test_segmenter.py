@@ -9,7 +9,7 @@ import pytest
 
 from services.vad.segmenter import Segmenter, SegmenterConfig
 from services.vad.silero import WINDOW, StreamingVad, load_model
-from tests.conftest import DATA
+from tests.util import DATA
 
 CFG = SegmenterConfig(threshold=0.5, neg_threshold=0.35, min_silence_s=0.4, pad_s=0.2, min_speech_s=0.25)
 SR = 16000

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Lecture
 from tests.faults_util import Client, Cluster, alert_categories, check_transcript, finish, wait_for
 from tests.sentinel_util import MASTER_NAME, SentinelSet
+from tests.util import Lecture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 RATE = 32000

@@ -12,7 +12,7 @@ from services.gateway.sessions import SessionStore
 from shared.messages import SessionConfig, TranscriptEvent, to_fields
 from shared.settings import GatewaySettings
 from tests.client import stream
-from tests.conftest import Stack
+from tests.util import Stack
 
 
 async def test_a_client_that_never_reads_is_cut_off_alone(stack: Stack) -> None:

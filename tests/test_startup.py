@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from shared.redis_server import start_redis
-from tests.conftest import ROOT, free_port
+from tests.util import ROOT, free_port
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:

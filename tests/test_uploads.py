@@ -26,7 +26,7 @@ from services.gateway.app import make_app
 from services.transcriber.backends import OpenAIBackend, Request
 from shared.settings import GatewaySettings, TranscriberSettings
 from tests.browser_util import find_chromium, missing_browser
-from tests.conftest import Lecture, Stack
+from tests.util import Lecture, Stack
 
 RATE = 16_000
 CLIP_S = 18.6  # lecture1's first three sentences; the third announces a deadline

@@ -15,9 +15,9 @@ import pytest
 
 from tests.audio_util import opus_seconds
 from tests.client import FRAME_BYTES, collect, finals
-from tests.conftest import Lecture
 from tests.faults_util import Cluster, wait_for
 from tests.transcripts import assert_heard
+from tests.util import Lecture
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from services.vad.worker import SessionState
 from services.voice.embedder import Embedder
 from services.voice.lock import LockConfig
 from shared.messages import SessionConfig
-from tests.conftest import DATA
+from tests.util import DATA
 
 
 def read(path) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 
 from services.voice import features
 from services.voice.embedder import WINDOW_SAMPLES, Embedder, load_session
-from tests.conftest import DATA
+from tests.util import DATA
 
 
 def read(path) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 from services.voice.embedder import WINDOW_SAMPLES, Embedder
 from services.voice.enrol import EnrolmentError, enrol
 from services.voice.lock import LECTURER, OTHER, STEP, LockConfig, pieces, window_starts
-from tests.conftest import DATA
+from tests.util import DATA
 
 CFG = LockConfig()
 

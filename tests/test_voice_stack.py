@@ -13,7 +13,7 @@ import jiwer
 import pytest
 
 from tests.client import finals, stream
-from tests.conftest import DATA, Stack
+from tests.util import DATA, Stack
 
 pytestmark = pytest.mark.slow
 OWNER = "voice-test-owner-0123456789"

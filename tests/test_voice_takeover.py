@@ -13,9 +13,9 @@ import aiohttp
 import pytest
 
 from tests.client import finals
-from tests.conftest import DATA
 from tests.faults_util import Cluster
 from tests.test_vad_takeover import owner
+from tests.util import DATA
 
 pytestmark = pytest.mark.slow
 OWNER = "takeover-owner-0123456789"

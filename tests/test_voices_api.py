@@ -13,7 +13,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 from services.gateway import voices
-from tests.conftest import DATA
+from tests.util import DATA
 
 OWNER_A = {"X-ClassRec-Owner": "owner-a-0123456789abcdef"}
 OWNER_B = {"X-ClassRec-Owner": "owner-b-0123456789abcdef"}

@@ -31,7 +31,7 @@ from shared.messages import (
 )
 from shared.settings import CommonSettings
 from shared.streams import ensure_group, xadd
-from tests.conftest import ROOT
+from tests.util import ROOT
 
 DB = 9  # a database of its own: the other tests' streams do not show up here
 PCM = b"\x01\x7f" * 1600  # 3200 bytes = 1600 samples = 100 ms at 16 kHz
