@@ -37,7 +37,8 @@ from pathlib import Path
 import aiohttp
 
 from bench.common import CpuMeter, Lecture, _cmdline, fmt, load_lecture, percentile, pooled_wer, service_name
-from bench.stream import SessionRun, analyse, stream_session
+from bench.session import SessionRun, stream_session
+from bench.stream import analyse
 
 ROOT = Path(__file__).resolve().parent.parent
 P95_LIMIT_S = 3.0

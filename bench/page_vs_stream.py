@@ -14,7 +14,7 @@ merged ground truth of the JSONs, shifted by each piece's offset, stays exact), 
       window.classrec.recording.sentSeconds covers the clip, clicks #stop and waits for
       body[data-phase=ended]; the finals are taken from the WebSocket frames the page received
       (one per segment, in segment order);
-  (b) through bench.stream.stream_session at 1x, over ws(s)://HOST/ws/transcribe;
+  (b) through bench.session.stream_session (what bench.stream runs) at 1x, over ws(s)://HOST/ws/transcribe;
 concurrently (or one after the other with --sequential; --stream-url runs (b) on a second stack, so
 that the two sessions' finals are never decoded in one batch), then optionally
   (c) --replay: the very audio the page sent, through bench.stream: the transcript the server makes of
@@ -47,7 +47,7 @@ import numpy as np
 
 from bench.common import SAMPLE_RATE, Lecture, Span, load_lecture
 from bench.page_report import compare_texts, report, report_replay, texts
-from bench.stream import stream_session
+from bench.session import stream_session
 from testkit.browser import FAKE_DEVICE_RATE, write_fake_mic
 from testkit.page import audio_check, finals_in_order, run_page
 

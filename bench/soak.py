@@ -28,7 +28,8 @@ import redis.asyncio as aioredis
 
 from bench.common import Lecture, Span, fmt, load_lecture, percentile, word_errors
 from bench.load import Stack, process_name
-from bench.stream import split_transcripts, stream_session
+from bench.session import stream_session
+from bench.stream import split_transcripts
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW_S = 600.0

@@ -26,7 +26,7 @@ import aiohttp
 import jiwer
 
 from bench.common import CpuMeter, ExpectedAlert, ReceivedAlert, match_alerts, normalise, read_wav
-from bench.stream import stream_session
+from bench.session import stream_session
 from bench.voice_data import HARD
 
 OWNER = "bench-voice-owner-0123456789"

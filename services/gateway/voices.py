@@ -25,7 +25,6 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Iterator
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ from aiohttp import BodyPartReader, web
 
 from services.gateway import state
 from services.gateway.errors import ApiError
+from services.gateway.uploads.decode import decodable_frames
 from services.voice.embedder import EMBEDDING_DIM, Embedder
 from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
 from shared.messages import SessionConfig, StartMessage
@@ -113,18 +113,6 @@ async def read_form(request: web.Request) -> tuple[bytes, str]:
     if not name or len(name) > MAX_NAME:
         raise voice_error(400, "bad_name", f"give the voice a 'name' of 1-{MAX_NAME} characters")
     return bytes(data), name
-
-
-def decodable_frames(container: av.container.InputContainer) -> Iterator[av.AudioFrame]:
-    """The first audio stream's frames, skipping those that do not decode (as uploads/decode.py does)."""
-    frames = container.decode(audio=0)
-    while True:
-        try:
-            yield next(frames)
-        except StopIteration:
-            return
-        except av.error.InvalidDataError:
-            continue
 
 
 def decode(data: bytes) -> np.ndarray:
