@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs inside the fresh CI container: the repository (mounted read-only at /repo) is copied in, then
-# the README's Quick start is followed as written: `make test`, and `make run` until it serves.
+# the README's Quick start is followed as written: `make test`, `make lint`, and `make run` until it
+# serves.
 set -euo pipefail
 mkdir -p /work
 cp -a /repo /work/main
@@ -16,6 +17,7 @@ rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then echo "ci: pytest collected no tests; that is a failure" >&2; exit 1; fi
 [ "$rc" -eq 0 ] || exit "$rc"
+make lint  # ruff check and ruff format --check: a lint error fails the run
 
 # The other command: `make run` comes up on the embedded servers and stops cleanly on Ctrl-C.
 port=18080
