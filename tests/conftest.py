@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from shared.postgres_server import database_url as postgres_url
 from shared.postgres_server import start_postgres, stop_postgres
 from shared.redis_server import start_redis
-from tests.util import ROOT, Lecture, Stack, free_port, load_lecture, wait_ready
+from tests.util import Lecture, Stack, free_port, load_lecture, running_stack
 
 
 @pytest.fixture(scope="session")
@@ -106,18 +103,5 @@ async def r(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 @pytest.fixture(scope="session")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("stack") / "services.log"
-    env = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "TRANSCRIBERS": "1", "LOG_LEVEL": "INFO"}
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=out, stderr=out)
-    http = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(http, proc, log)
-        yield Stack(http, f"ws://127.0.0.1:{port}/ws/transcribe", redis_url, log)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with running_stack(redis_url, tmp_path_factory.mktemp("stack") / "services.log") as s:
+        yield s

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 
@@ -24,7 +20,7 @@ from testkit.truth import load_lecture as load_truth
 from testkit.wer import word_errors
 from tests.browser_util import find_chromium, missing_browser
 from tests.client import finals, stream
-from tests.util import DATA, ROOT, Lecture, Stack, free_port, load_lecture, wait_ready
+from tests.util import DATA, Lecture, Stack, free_port, load_lecture, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -33,30 +29,14 @@ pytestmark = pytest.mark.slow
 def base_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own, on a Redis of its own: the default stack's transcribers must not take
     its segments."""
-    port, redis_port = free_port(), free_port()
+    redis_port = free_port()
     redis_proc = start_redis(redis_port, tmp_path_factory.mktemp("base-redis"))
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     log = tmp_path_factory.mktemp("base-stack") / "services.log"
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "PORT": str(port),
-        "TRANSCRIBERS": "1",
-        "WHISPER_MODEL": "base",
-        "LOG_LEVEL": "INFO",
-    }
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=out, stderr=out)
-    http = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(http, proc, log)
-        yield Stack(http, f"ws://127.0.0.1:{port}/ws/transcribe", redis_url, log)
+        with running_stack(redis_url, log, WHISPER_MODEL="base") as s:
+            yield s
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         redis_proc.terminate()
         redis_proc.wait(10)
 

@@ -3,12 +3,17 @@ a free port, the dev lectures with their ground truth, the whole stack's handle 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,3 +69,25 @@ def wait_ready(http: str, proc: subprocess.Popen, log: Path, timeout: float = 18
             pass
         time.sleep(0.2)  # polling for readiness, not synchronising on an event
     raise RuntimeError(f"stack not ready in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@contextlib.contextmanager
+def running_stack(redis_url: str, log: Path, **env: str) -> Iterator[Stack]:
+    """`python -m services` on a free port against `redis_url` (one transcriber, `env` on top), its
+    output in `log`; yields once it is ready, stopped with SIGTERM (then killed) afterwards."""
+    port = free_port()
+    full = {**os.environ, "REDIS_URL": redis_url, "PORT": str(port), "TRANSCRIBERS": "1", "LOG_LEVEL": "INFO"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services"], cwd=ROOT, env={**full, **env}, stdout=out, stderr=out
+        )
+    http = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(http, proc, log)
+        yield Stack(http, f"ws://127.0.0.1:{port}/ws/transcribe", redis_url, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
