@@ -39,6 +39,9 @@ class StartMessage(Msg):
     others: Literal["drop", "label"] = "drop"
     # "translate": English text from any language the model knows (Whisper's translate task).
     task: Literal["transcribe", "translate"] = "transcribe"
+    # Resume: the byte of session audio the first audio frame of this connection starts at (the
+    # client's oldest unacknowledged byte). Absent: the audio goes on from the server's `received`.
+    offset: int | None = Field(None, ge=0, multiple_of=2)
 
 
 class StopMessage(Msg):
@@ -78,6 +81,14 @@ class SessionEvent(Msg):
     # The session's language once known: the one asked for, or for "auto" the one detected from the
     # first speech (then a second `session` message carries it). Absent while unknown.
     language: str | None = None
+    received: int = 0  # bytes of this session's audio the server holds (0 for a new session)
+
+
+class AckEvent(Msg):
+    """Audio up to byte `received` of the session is stored; the client may drop it from its resend buffer."""
+
+    type: Literal["ack"] = "ack"
+    received: int
 
 
 class TranscriptEvent(Msg):

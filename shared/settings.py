@@ -87,9 +87,21 @@ class GatewaySettings(CommonSettings):
     # Origins besides the gateway's own that may open the WebSocket or POST to the APIs:
     # "https://a.edu,https://b.edu" or a JSON list; "*" allows any. Empty: same origin only.
     allowed_origins: Annotated[list[str], NoDecode] = []
-    max_sessions_per_client: int = 8  # live WebSocket sessions per client address
-    max_messages_per_s: float = 50.0  # frames per connection, sustained (token bucket)
-    max_messages_burst: int = 200  # frames per connection in a burst
+    # Limits of one client (services/gateway/flow.py, security.py; the reasons are in README "Limits").
+    max_sessions_per_client: int = 500  # live WebSocket sessions per client address (a hall behind one NAT)
+    max_sessions_per_owner: int = 4  # live WebSocket sessions per owner key (`owner` in start)
+    max_messages_per_s: float = 10.0  # text frames per connection, sustained; beyond: `rate_limited`
+    max_messages_burst: int = 40  # text frames per connection in a burst
+    max_audio_speed: float = 4.0  # audio faster than this multiple of real time is read more slowly
+    audio_burst_s: float = 10.0  # seconds of audio taken at once beyond that pace (a short outage's backlog)
+    max_audio_gap_s: float = (
+        600.0  # a resumed client ahead of the server's audio: the gap filled with silence
+    )
+    # Acknowledged audio (services/gateway/acks.py): `ack` at least this often while audio flows, and
+    # (when > 0) only once WAIT says that many replicas have it, waiting at most ack_wait_timeout_ms.
+    ack_interval_s: float = 0.5
+    ack_wait_replicas: int = 0
+    ack_wait_timeout_ms: int = 1000
     max_followers_per_session: int = 200  # share-link followers of one session, per gateway
     trust_forwarded_for: bool = False  # client address from X-Forwarded-For (behind a reverse proxy only)
     max_flags_per_session: int = 500  # bookmarks and doubts a session keeps (services/gateway/flags.py)

@@ -36,11 +36,17 @@ async def stream(
     return messages
 
 
-async def collect(ws: aiohttp.ClientWebSocketResponse, messages: list[dict[str, Any]]) -> None:
+async def collect(
+    ws: aiohttp.ClientWebSocketResponse, messages: list[dict[str, Any]], acks: bool = False
+) -> None:
+    """Every message until `end`; `ack`s only when asked for (tests/test_acks.py checks them)."""
     async for msg in ws:
         if msg.type == aiohttp.WSMsgType.TEXT:
-            messages.append(json.loads(msg.data))
-            if messages[-1]["type"] == "end":
+            data = json.loads(msg.data)
+            if data["type"] == "ack" and not acks:
+                continue
+            messages.append(data)
+            if data["type"] == "end":
                 return
 
 

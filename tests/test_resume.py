@@ -57,7 +57,7 @@ async def test_drop_and_resume_loses_nothing(stack: Stack, lecture1: Lecture) ->
     sid, before = await first_part(stack.ws, pcm1)
     await asyncio.sleep(5.0)  # the outage itself: the client is away for 5 s
     after = await resumed_part(stack.ws, sid, pcm2)
-    assert after[0] == {"type": "session", "session": sid}
+    assert after[0] == {"type": "session", "session": sid, "received": len(pcm1)}  # all of it held
     assert after[-1] == {"type": "end"} and not [m for m in after if m["type"] == "error"]
     shown = client_view(before + after)
     assert sorted(shown) == list(range(len(shown)))
@@ -81,6 +81,6 @@ async def test_resume_after_the_end_replays_and_ends(stack: Stack, lecture1: Lec
     first = await stream(stack.ws, lecture1.pcm[: 12 * 32000])
     sid = first[0]["session"]
     again = await stream(stack.ws, b"", start={"type": "start", "session": sid})
-    assert again[0] == {"type": "session", "session": sid}
+    assert again[0] == {"type": "session", "session": sid, "received": 12 * 32000}
     assert client_view(again) == client_view(first)
     assert again[-1] == {"type": "end"}

@@ -24,7 +24,7 @@ from services.gateway import (
 )
 from services.gateway.history import routes as history_routes
 from services.gateway.live import LiveSession
-from services.gateway.state import BACKGROUND, CLIENT_LIMITS, REDIS, SETTINGS, SOCKETS
+from services.gateway.state import BACKGROUND, CLIENT_LIMITS, OWNER_LIMITS, REDIS, SETTINGS, SOCKETS
 from services.gateway.uploads import routes as upload_routes
 from shared import metrics
 from shared.service import HEARTBEAT_PREFIX
@@ -78,7 +78,8 @@ async def transcribe_ws(request: web.Request) -> web.WebSocketResponse:
     metrics.WS_CONNECTIONS.inc()
     request.app[SOCKETS].add(ws)
     try:
-        await LiveSession(ws, request.app[REDIS], s, request.app[BACKGROUND]).serve()
+        owners = request.app[OWNER_LIMITS]
+        await LiveSession(ws, request.app[REDIS], s, request.app[BACKGROUND], owners).serve()
     finally:
         metrics.WS_CONNECTIONS.dec()
         request.app[SOCKETS].discard(ws)

@@ -3,7 +3,9 @@
 Incoming audio goes to `audio:{sid}` in order; the session's `events:{sid}` stream is relayed back
 (client-facing events only). After `stop` the session ends once the alerts worker says it has scanned
 every utterance the VAD cut: by then every transcript and alert is in the stream before that marker.
-All frames to the client go through one bounded queue and one sender task.
+All frames to the client go through one bounded queue and one sender task. Every frame first passes
+the connection's limits (`flow.py`: text frames rate-limited, audio paced); audio is written at its
+byte offset and acknowledged (`acks.py`), so a resumed client resends what was not acknowledged.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from services.gateway import languages, owners, security, voices
+from services.gateway.acks import Acker, AudioLog
 from services.gateway.flags import FlagStore, TooManyFlags
-from services.gateway.sessions import ENDED, LIVE, STOPPING, SessionStore
+from services.gateway.flow import ConnectionLimits
+from services.gateway.sessions import ENDED, LIVE, SessionStore
 from shared import metrics
 from shared.messages import (
     CLIENT_EVENTS,
     AlertsDone,
-    AudioChunk,
-    AudioStop,
     EndEvent,
     ErrorEvent,
     FlagMessage,
@@ -57,10 +59,13 @@ class LiveSession:
         r: aioredis.Redis,
         settings: GatewaySettings,
         background: set[asyncio.Task] | None = None,
+        owners: security.ClientLimits | None = None,
     ) -> None:
         self.ws, self.r, self.s = ws, r, settings
         self.store = SessionStore(r, settings)
-        self.rate = security.rate_limiter(settings)
+        self.limits = ConnectionLimits(settings, owners)
+        self.audio: AudioLog | None = None
+        self.acker: Acker | None = None
         self.background = background if background is not None else set()
         self.sid: str | None = None
         self.seq = 0
@@ -83,8 +88,9 @@ class LiveSession:
                     await self.ws.close(code=WSCloseCode.MESSAGE_TOO_BIG, message=b"frame larger than 1 MiB")
                     break
                 if frame.type == WSMsgType.BINARY:
+                    await self.limits.pace_audio(len(frame.data))  # not reading the socket meanwhile
                     await self.on_audio(frame.data)
-                elif frame.type == WSMsgType.TEXT:
+                elif frame.type == WSMsgType.TEXT and self.admit_text():
                     await self.on_text(frame.data)
                 elif frame.type == WSMsgType.ERROR:
                     log.warning("sid=%s websocket error: %s", self.sid, self.ws.exception())
@@ -97,6 +103,7 @@ class LiveSession:
             await self.close()
 
     async def close(self) -> None:
+        self.limits.release()
         with contextlib.suppress(*REDIS_DOWN):
             await self.stop_if_abandoned()
         for t in self.tasks:
@@ -139,6 +146,12 @@ class LiveSession:
             self.outbox.put_nowait(to_client_json(slow))
             self.outbox.put_nowait(None)
 
+    def admit_text(self) -> bool:
+        ok, notice = self.limits.admit_text()
+        if notice:
+            self.error("rate_limited", notice)
+        return ok
+
     def error(self, code: str, message: str) -> None:
         log.info("sid=%s error code=%s %s", self.sid, code, message)
         metrics.ERRORS.labels("gateway", code).inc()
@@ -163,7 +176,7 @@ class LiveSession:
         if start.session:
             info = await self.store.get(start.session)
             if info is not None and (not info.get("owner") or owners.same(owner, info["owner"])):
-                return await self.resume(start.session, info)
+                return await self.resume(start.session, info, start.offset)
             # Unknown, or another owner's: the same answer, so that an id reveals nothing.
             self.error("unknown_session", "no such session to resume; a new session was started")
         language = (start.language or languages.AUTO).strip().lower() or languages.AUTO
@@ -183,7 +196,9 @@ class LiveSession:
             started_at=time.time(),
             names=[n.strip() for n in start.names if n.strip()],
         )
-        self.send(SessionEvent(session=self.sid, language=None if language == languages.AUTO else language))
+        self.take_audio(self.sid, 0, 0)
+        language_known = None if language == languages.AUTO else language
+        self.send(SessionEvent(session=self.sid, language=language_known, received=0))
         voiceprint = await voices.lock_for(self, start, config)  # after `session`: it may send an error
         await self.store.create(self.sid, config, owner)
         opened = SessionOpened(sid=self.sid, config=config, voiceprint=voiceprint, owner=owner)
@@ -197,16 +212,27 @@ class LiveSession:
             len(config.keywords),
         )
 
-    async def resume(self, sid: str, info: dict[str, str]) -> None:
-        """Re-attach to a session: replay its events; go on taking audio if it is still live."""
+    async def resume(self, sid: str, info: dict[str, str], offset: int | None = None) -> None:
+        """Re-attach to a session: replay its events; go on taking audio if it is still live, from
+        `offset` (the client's first unacknowledged byte), else from what the server holds."""
         self.sid = sid
         await self.store.attach(sid)
-        self.send(SessionEvent(session=sid))  # an auto session's detected language is in the replay
+        received = int(info.get("received", 0))
+        # An auto session's detected language is in the replay.
+        self.send(SessionEvent(session=sid, received=received))
         self.tasks.append(asyncio.create_task(self.relay(sid)))
         if info.get("status") != LIVE:  # already stopped: the replay ends with its end
             self.stopped = True
             self.tasks.append(asyncio.create_task(self.finish_after_stop()))
-        log.info("sid=%s resumed status=%s", sid, info.get("status"))
+        else:
+            self.take_audio(sid, received if offset is None else offset, int(info.get("frames", 0)))
+        log.info("sid=%s resumed status=%s received=%d offset=%s", sid, info.get("status"), received, offset)
+
+    def take_audio(self, sid: str, pos: int, frames: int) -> None:
+        """This connection writes the session's audio from byte `pos` on, and acknowledges it."""
+        self.audio = AudioLog(self.r, self.s, sid, pos, frames)
+        self.acker = Acker(self.r, self.s, sid, self.send)
+        self.tasks.append(asyncio.create_task(self.acker.run()))
 
     async def on_audio(self, data: bytes) -> None:
         if self.stopped:
@@ -217,12 +243,26 @@ class LiveSession:
             return  # told once already: not transcribed as a language nobody asked for
         if self.sid is None:
             await self.open(StartMessage())
-        assert self.sid is not None
-        if data:
-            await xadd(
-                self.r, self.s.audio_key(self.sid), AudioChunk(seq=self.seq, pcm=data), self.s.stream_maxlen
+        assert self.audio is not None and self.acker is not None
+        if not data:
+            return
+        out = await self.audio.write(data)
+        self.seq = self.audio.frames
+        if not out.live:
+            return self.error("audio_after_stop", "the session has stopped; the audio was ignored")
+        if out.gap_filled:
+            self.error(
+                "audio_gap",
+                f"{out.gap_filled / 32000:.2f} s of audio never reached the server (the client dropped "
+                "it before it was acknowledged); it was filled with silence",
             )
-            self.seq += 1
+        if out.gap_refused:
+            self.error(
+                "bad_offset",
+                f"the audio resumed {out.gap_refused / 32000:.1f} s past what the server holds, more "
+                "than can be filled with silence; it goes on from what the server holds",
+            )
+        self.acker.wrote(out.received)
 
     async def on_text(self, data: str) -> None:
         try:
@@ -241,6 +281,8 @@ class LiveSession:
         if isinstance(msg, StartMessage):
             if self.sid is not None:
                 return self.error("already_started", "start must be the first message of a session")
+            if not self.limits.claim_owner(msg.owner):
+                return await self.refuse_owner()
             await self.open(msg)
         elif isinstance(msg, StopMessage):
             await self.on_stop()
@@ -260,6 +302,15 @@ class LiveSession:
             self.send(flag)
         log.info("sid=%s flag id=%s start=%.2f end=%.2f new=%s", self.sid, flag.id, flag.start, flag.end, new)
 
+    async def refuse_owner(self) -> None:
+        n = self.s.max_sessions_per_owner
+        log.warning("sid=%s refused: owner has %d live sessions already", self.sid, n)
+        metrics.ERRORS.labels("gateway", "too_many_sessions").inc()
+        text = f"too many live sessions for this owner key (max {n})"
+        with contextlib.suppress(ConnectionError):
+            await self.ws.send_str(to_client_json(ErrorEvent(code="too_many_sessions", message=text)))
+        await security.refuse(self.ws, text)
+
     async def on_stop(self) -> None:
         if self.stopped:
             return self.error("already_stopped", "stop was already received")
@@ -270,10 +321,9 @@ class LiveSession:
             return
         if self.sid is None:
             await self.open(StartMessage())
-        assert self.sid is not None
+        assert self.sid is not None and self.audio is not None
         self.stopped = True
-        await xadd(self.r, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
-        await self.store.set_status(self.sid, STOPPING)
+        await self.audio.stop()
         log.info("sid=%s stop received frames=%d", self.sid, self.seq)
         self.tasks.append(asyncio.create_task(self.finish_after_stop()))
 

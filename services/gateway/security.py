@@ -19,9 +19,9 @@ hijacking), even when no token is set.
 with `TRUST_FORWARDED_FOR` the last `X-Forwarded-For` entry, the one the proxy in front of the
 gateway wrote; IPv6 clients are counted per /64). The caller refuses a client over the limit with
 `refuse(ws, reason)`: close code 1008 (policy violation), which the page treats as final.
-`RateLimiter` is a token bucket over the frames of one connection: `allow()` for a yes/no,
-`throttle()` to wait for a token instead (the page sends its offline buffer in one burst on
-reconnect; reading slower keeps that audio, where refusing would drop the session). Frame size is
+`RateLimiter` is a token bucket: `allow()` for a yes/no (text frames: refused with `rate_limited`),
+`throttle()` to wait for a token instead (audio: reading slower keeps it, where refusing would lose
+it); `flow.ConnectionLimits` applies both to every connection, and counts owners. Frame size is
 bounded by `max_frame_bytes` in `live.py`; session ids are 144-bit `secrets.token_urlsafe(18)`.
 """
 
@@ -273,6 +273,8 @@ def install(app: web.Application, settings: GatewaySettings) -> None:
         app.middlewares.append(security_middleware(settings))
     if state.CLIENT_LIMITS not in app:
         app[state.CLIENT_LIMITS] = ClientLimits(settings.max_sessions_per_client)
+    if state.OWNER_LIMITS not in app:
+        app[state.OWNER_LIMITS] = ClientLimits(settings.max_sessions_per_owner)
 
 
 def rate_limiter(settings: GatewaySettings) -> RateLimiter:

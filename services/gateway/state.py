@@ -32,6 +32,8 @@ BACKGROUND: web.AppKey[set[asyncio.Task]] = web.AppKey("background", set)
 ARCHIVE = web.AppKey("archive", Archive)
 # Live sessions per client address (`security.py`).
 CLIENT_LIMITS: web.AppKey[ClientLimits] = web.AppKey("client_limits")
+# Live sessions per owner key (`flow.py`, counted at `start`).
+OWNER_LIMITS: web.AppKey[ClientLimits] = web.AppKey("owner_limits")
 # Tallies of the sessions listed lately (`history/tallies.py`).
 TALLIES: web.AppKey[TallyCache] = web.AppKey("history_tallies")
 # The largest upload accepted, in bytes, and the uploads being fed, by session id (`uploads/`).
