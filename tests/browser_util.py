@@ -7,6 +7,8 @@ Playwright never downloads a browser here: it drives the distribution's Chromium
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -33,6 +35,15 @@ class Connection:
     audio_frames: int = 0
     odd_frames: int = 0
     refused: bool = False  # opened while the test held the network down: closed at once, never connected
+    frames: list[bytes] = field(default_factory=list)  # every binary frame the page sent, in order
+    lost_frames: int = 0  # frames the page sent that a cut swallowed (never reached the server)
+    lost_messages: int = 0  # messages from the server a cut swallowed (never reached the page)
+
+    @property
+    def offset(self) -> int:
+        """The byte of session audio this connection's first frame starts at (0 for a new session)."""
+        start = next((m for m in self.sent_text if m.get("type") == "start"), {})
+        return int(start.get("offset") or 0)
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.received if m.get("type") == kind]
@@ -54,6 +65,10 @@ class SocketLog:
     drops: int = 0
     _routes: list[tuple[Any, Any]] = field(default_factory=list)  # (page side, server side)
     _dropped: list[tuple[Any, Any]] = field(default_factory=list)
+    _cut_at: int | None = None  # armed: cut the connection when it has sent this many audio frames
+    _hold_s: float = 0.0
+    _cutting: set[int] = field(default_factory=set)  # ids of connections being cut (traffic swallowed)
+    _cut_tasks: list[Any] = field(default_factory=list)
 
     # --- watching only ---
 
@@ -86,9 +101,23 @@ class SocketLog:
 
         def from_page(message: str | bytes) -> None:
             self._sent(conn, message)
+            if (
+                id(conn) not in self._cutting
+                and self._cut_at is not None
+                and conn.audio_frames > self._cut_at
+            ):
+                self._cut_at = None
+                self._cutting.add(id(conn))
+                self._cut_tasks.append(asyncio.get_running_loop().create_task(self._cut(ws, server)))
+            if id(conn) in self._cutting:
+                conn.lost_frames += isinstance(message, bytes)
+                return
             server.send(message)
 
         def from_server(message: str | bytes) -> None:
+            if id(conn) in self._cutting:
+                conn.lost_messages += 1
+                return
             self._received(conn, message)
             ws.send(message)
 
@@ -116,6 +145,27 @@ class SocketLog:
         self._dropped.append(self._routes[-1])
         await self._routes[-1][0].close(code=1006, reason="")
 
+    def cut_after(self, frames: int, hold_s: float = 0.5) -> None:
+        """Arms an abrupt cut: once the current (or next) connection has sent `frames` audio frames,
+        the network dies under it: nothing more passes either way (frames the page sends are lost,
+        acks from the server too) for `hold_s`, then the page gets 1006 and the server a close; the
+        network stays down until `restore()`."""
+        self._cut_at, self._hold_s = frames, hold_s
+
+    async def _cut(self, page_side: Any, server: Any) -> None:
+        self.offline = True
+        self.drops += 1
+        self._dropped.append((page_side, server))
+        await asyncio.sleep(self._hold_s)  # the dead network itself, not a synchronisation
+        await page_side.close(code=1006, reason="")
+        with contextlib.suppress(Exception):  # closed already by `page_closed`
+            await server.close(code=3000, reason="network cut simulated by the test")
+
+    @property
+    def cutting(self) -> bool:
+        """An armed cut has not fired yet, or is in progress."""
+        return self._cut_at is not None or any(not t.done() for t in self._cut_tasks)
+
     def restore(self) -> None:
         """The network is back: the page's next attempt reaches the server."""
         self.offline = False
@@ -124,6 +174,7 @@ class SocketLog:
 
     def _sent(self, conn: Connection, payload: str | bytes) -> None:
         if isinstance(payload, bytes):
+            conn.frames.append(payload)
             conn.audio_bytes += len(payload)
             conn.audio_frames += 1
             conn.odd_frames += len(payload) % 2
@@ -165,6 +216,20 @@ class SocketLog:
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [m for m in self.received if m.get("type") == kind]
+
+    def captured_audio(self) -> bytes:
+        """The session's audio as the page meant it: each connection's frames from its `offset`
+        (resent bytes must equal what they repeat)."""
+        audio = bytearray()
+        for conn in self.connected:
+            data = b"".join(conn.frames)
+            at = conn.offset
+            assert at <= len(audio), f"connection resumed at byte {at}, past the {len(audio)} sent before"
+            overlap = min(len(audio) - at, len(data))
+            assert bytes(audio[at : at + overlap]) == data[:overlap], f"resent audio differs at byte {at}"
+            if at + len(data) > len(audio):
+                audio[at:] = data
+        return bytes(audio)
 
 
 SRT_TIMING = re.compile(r"^(\d\d):([0-5]\d):([0-5]\d),(\d{3}) --> (\d\d):([0-5]\d):([0-5]\d),(\d{3})$")

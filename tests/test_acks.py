@@ -48,19 +48,19 @@ async def stored(r: aioredis.Redis, sid: str) -> bytes:
     return b"".join(c.pcm for c in audio)
 
 
-async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 10) -> dict[str, Any]:
+async def next_of(ws: aiohttp.ClientWebSocketResponse, kind: str, within: float = 10) -> dict[str, Any]:
     while True:
-        msg = await asyncio.wait_for(ws.receive(), timeout)
+        msg = await asyncio.wait_for(ws.receive(), within)
         assert msg.type == aiohttp.WSMsgType.TEXT, msg
         data = json.loads(msg.data)
         if data["type"] == kind:
             return data
 
 
-async def acked(ws: aiohttp.ClientWebSocketResponse, upto: int, timeout: float = 10) -> int:
+async def acked(ws: aiohttp.ClientWebSocketResponse, upto: int, within: float = 10) -> int:
     """Reads acks until one covers `upto` bytes; every ack must be no larger than what was sent."""
     while True:
-        ack = await next_of(ws, "ack", timeout)
+        ack = await next_of(ws, "ack", within)
         assert ack["received"] <= upto, ack
         if ack["received"] == upto:
             return upto
@@ -83,9 +83,9 @@ async def first_connection(gw: TestClient, audio: bytes) -> str:
     return session["session"]
 
 
-async def until(read: Callable[[], Awaitable[Any]], value: Any, timeout: float = 10) -> None:
+async def until(read: Callable[[], Awaitable[Any]], value: Any, within: float = 10) -> None:
     """Polls `read()` until it gives `value` (a state in Redis, not a timing)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while (got := await read()) != value:
         assert asyncio.get_running_loop().time() < deadline, f"still {got!r}, expected {value!r}"
         await asyncio.sleep(0.02)
@@ -228,7 +228,7 @@ async def test_with_wait_no_ack_until_a_replica_has_it(redis_url: str, r: aiored
         sid = (await next_of(ws, "session"))["session"]
         await send(ws, AUDIO[: FRAME * 5])
         with pytest.raises(TimeoutError):  # no replica: stored, but never acknowledged
-            await next_of(ws, "ack", timeout=1.5)
+            await next_of(ws, "ack", within=1.5)
         assert await stored(r, sid) == AUDIO[: FRAME * 5]
         await ws.close()
 
@@ -241,6 +241,6 @@ async def test_with_wait_acks_come_once_the_replica_has_the_audio(
         await ws.send_str(json.dumps({"type": "start"}))
         sid = (await next_of(ws, "session"))["session"]
         await send(ws, AUDIO)
-        await acked(ws, len(AUDIO), timeout=30)
+        await acked(ws, len(AUDIO), within=30)
         assert await stored(replica, sid) == AUDIO  # on the replica when it was acknowledged
         await ws.close()

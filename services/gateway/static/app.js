@@ -132,7 +132,9 @@ class Stopwatch {
 }
 
 setInterval(() => {
-  if (rec) ui.elapsed.textContent = formatClock(rec.clock.seconds);
+  if (!rec) return;
+  ui.elapsed.textContent = formatClock(rec.clock.seconds);
+  ui.status.textContent = statusText(statusKey()); // the audio waiting for the server changes
 }, 250);
 
 // --- Start / Pause / Stop ---------------------------------------------------------------------
@@ -392,6 +394,19 @@ function statusKey() {
   return r.paused ? "paused" : "live";
 }
 
+/** The banner: the state, and how much audio waits for the server's acknowledgement (a second or more:
+ * offline, or catching up after a reconnect; it is sent again if the connection drops). */
+function statusText(key) {
+  const r = rec;
+  const waiting = r && r.conn && r.phase !== "ended" ? r.conn.bufferedSeconds : 0;
+  const text = STATUS_TEXT[key];
+  return waiting >= 1 ? `${text} (${formatWaiting(waiting)} of audio waiting)` : text;
+}
+
+function formatWaiting(seconds) {
+  return seconds < 90 ? `${Math.round(seconds)} s` : `${Math.round(seconds / 60)} min`;
+}
+
 let unseenAlerts = 0;
 let lastAlertTitle = "";
 
@@ -399,11 +414,7 @@ function render() {
   const r = rec;
   const phase = r ? r.phase : "idle";
   const key = statusKey();
-  let text = STATUS_TEXT[key];
-  if (key === "reconnecting" && r && r.conn && r.conn.bufferedSeconds >= 1) {
-    text += ` (${Math.round(r.conn.bufferedSeconds)} s buffered)`;
-  }
-  ui.status.textContent = text;
+  ui.status.textContent = statusText(key);
   ui.status.dataset.state = key;
   document.body.dataset.phase = phase;
 

@@ -10,9 +10,15 @@
 //   conn.sendJson({type: "flag", ...}); // now, or right after the next (re)connection's start
 //   conn.stop();                   // sends {"type":"stop"} after all queued audio; waits for "end"
 //   conn.close();                  // gives up immediately
+//   conn.bufferedSeconds            // audio the server has not acknowledged yet (sent or not)
 //
-// If the socket drops before "end", it reconnects with backoff and resumes the session
-// (`"session": <id>` in the start message); audio produced meanwhile is buffered (bounded).
+// Acknowledged audio (DESIGN.md, protocol additions): every frame stays in `pending` until an
+// {"type":"ack","received":n} says the server stored the session's audio up to byte n. If the socket
+// drops before "end", it reconnects with backoff and resumes the session with
+// {"type":"start","session":<id>,"offset":<first unacknowledged byte>} and sends all of `pending`
+// again, from that byte: what the dead socket swallowed is sent again, and the server drops what it
+// held already, so nothing is lost and nothing doubled. `pending` is bounded (MAX_BUFFERED_BYTES):
+// past it the oldest audio is dropped, with a notice (the server fills such a gap with silence).
 
 export const STATES = ["idle", "connecting", "open", "reconnecting", "closed", "failed"];
 
@@ -38,11 +44,15 @@ export class TranscribeConnection extends EventTarget {
     this.state = "idle";
     this.sessionId = null;
     this.ws = null;
-    this.outbox = []; // ArrayBuffers not yet handed to the socket
     this.textQueue = []; // JSON messages (flags) waiting for a connection
-    this.outboxBytes = 0;
+    this.pending = []; // ArrayBuffers the server has not acknowledged, oldest first
+    this.pendingBytes = 0;
+    this.pendingStart = 0; // byte of the session's audio that pending[0] starts at
+    this.sentCount = 0; // how many of pending went into the current socket
+    this.connectOffset = 0; // pendingStart when the current socket opened (its first audio byte)
     this.droppedBytes = 0;
     this.stopRequested = false;
+    this._stopSent = false;
     this.ended = false;
     this.closedByClient = false;
     this.attempts = 0;
@@ -58,18 +68,17 @@ export class TranscribeConnection extends EventTarget {
     this._connect();
   }
 
-  /** Sends (or queues) one binary frame of PCM16 audio. */
+  /** Sends (or queues) one binary frame of PCM16 audio; it is kept until acknowledged. */
   sendAudio(buffer) {
     if (this.stopRequested || this.ended || this.closedByClient) return;
-    if (this._isOpen() && this.outbox.length === 0) {
-      this.ws.send(buffer);
-      return;
-    }
-    this.outbox.push(buffer);
-    this.outboxBytes += buffer.byteLength;
-    while (this.outboxBytes > MAX_BUFFERED_BYTES && this.outbox.length > 1) {
-      const dropped = this.outbox.shift();
-      this.outboxBytes -= dropped.byteLength;
+    this.pending.push(buffer);
+    this.pendingBytes += buffer.byteLength;
+    if (this._isOpen()) this._flush();
+    while (this.pendingBytes > MAX_BUFFERED_BYTES && this.pending.length > 1) {
+      const dropped = this.pending.shift();
+      this.pendingBytes -= dropped.byteLength;
+      this.pendingStart += dropped.byteLength;
+      if (this.sentCount > 0) this.sentCount -= 1;
       if (this.droppedBytes === 0) {
         this._notice("buffer_overflow", "Offline for too long: the oldest buffered audio is being dropped.");
       }
@@ -100,8 +109,14 @@ export class TranscribeConnection extends EventTarget {
     this._setState("closed");
   }
 
+  /** Seconds of audio not yet acknowledged by the server (what a reconnect would send again). */
   get bufferedSeconds() {
-    return this.outboxBytes / (16000 * 2);
+    return this.pendingBytes / (16000 * 2);
+  }
+
+  /** Bytes of the session's audio the server has acknowledged. */
+  get acknowledgedBytes() {
+    return this.pendingStart;
   }
 
   _isOpen() {
@@ -125,7 +140,13 @@ export class TranscribeConnection extends EventTarget {
       this.everOpened = true;
       this.attempts = 0;
       const start = { type: "start", ...this.start };
-      if (this.sessionId) start.session = this.sessionId;
+      if (this.sessionId) {
+        start.session = this.sessionId;
+        start.offset = this.pendingStart; // everything unacknowledged goes again, from there
+      }
+      this.connectOffset = this.pendingStart;
+      this.sentCount = 0;
+      this._stopSent = false;
       ws.send(JSON.stringify(start));
       for (const msg of this.textQueue.splice(0)) ws.send(JSON.stringify(msg));
       this._setState("open");
@@ -146,14 +167,33 @@ export class TranscribeConnection extends EventTarget {
 
   _flush() {
     const ws = this.ws;
-    while (this.outbox.length && this._isOpen()) {
-      const buf = this.outbox.shift();
-      this.outboxBytes -= buf.byteLength;
-      ws.send(buf);
+    while (this.sentCount < this.pending.length && this._isOpen()) {
+      ws.send(this.pending[this.sentCount]);
+      this.sentCount += 1;
     }
-    if (this.outbox.length === 0) this.droppedBytes = 0;
-    if (this.stopRequested && this.outbox.length === 0 && this._isOpen()) {
+    if (this.sentCount === this.pending.length) this.droppedBytes = 0;
+    if (this.stopRequested && this.sentCount === this.pending.length && this._isOpen() && !this._stopSent) {
+      this._stopSent = true;
       ws.send(JSON.stringify({ type: "stop" }));
+    }
+  }
+
+  /** The server holds the session's audio up to byte `received`: forget it here. */
+  _acknowledge(received) {
+    while (this.pending.length && this.pendingStart < received) {
+      const first = this.pending[0];
+      const keep = this.pendingStart + first.byteLength - received;
+      if (keep > 0) {
+        // Acknowledged part-way (the server cut a frame it partly held): keep the rest, exactly.
+        this.pending[0] = first.slice(first.byteLength - keep);
+        this.pendingBytes -= first.byteLength - keep;
+        this.pendingStart = received;
+        break;
+      }
+      this.pending.shift();
+      this.pendingBytes -= first.byteLength;
+      this.pendingStart += first.byteLength;
+      if (this.sentCount > 0) this.sentCount -= 1;
     }
   }
 
@@ -167,11 +207,24 @@ export class TranscribeConnection extends EventTarget {
       return;
     }
     if (!msg || typeof msg.type !== "string") return;
+    if (msg.type === "ack" && Number.isInteger(msg.received)) {
+      this._acknowledge(msg.received);
+    }
     if (msg.type === "session" && typeof msg.session === "string") {
       const previous = this.sessionId;
       this.sessionId = msg.session;
       msg.resumed = previous === msg.session;
       msg.previous = previous;
+      if (previous && !msg.resumed) {
+        // A new session instead: its byte 0 is the first byte this socket sent.
+        this.pendingStart -= this.connectOffset;
+        this.connectOffset = 0;
+      } else if (msg.resumed && Number.isInteger(msg.received)) {
+        this._acknowledge(msg.received);
+      }
+    }
+    if (msg.type === "error" && this.stopRequested && (msg.code === "already_stopped" || msg.code === "audio_after_stop")) {
+      return; // after a resend past our own stop: the server had it all already
     }
     if (msg.type === "end") this.ended = true;
     this.dispatchEvent(new CustomEvent("message", { detail: msg }));
