@@ -48,6 +48,8 @@ class Client:
         self.reader: asyncio.Task | None = None
         self.progress = asyncio.Event()
         self.drops: list[int] = []  # bytes of audio sent when a drop was noticed
+        self.audio = bytearray()  # the session's audio as the client means it (what it was asked to send)
+        self.received = 0  # the `received` of the last `session` message: what the server holds
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -70,9 +72,9 @@ class Client:
         await self.ws.send_str(json.dumps(first))
         self.reader = asyncio.create_task(self._read(self.ws, msgs))
         await self.wait_until(lambda: any(m["type"] == "session" for m in msgs), 30, "the session id")
-        sid = next(m["session"] for m in msgs if m["type"] == "session")
-        assert self.sid in (None, sid), (self.sid, sid)
-        self.sid = sid
+        session = next(m for m in msgs if m["type"] == "session")
+        assert self.sid in (None, session["session"]), (self.sid, session)
+        self.sid, self.received = session["session"], session["received"]
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, msgs: list[dict[str, Any]]) -> None:
         try:
@@ -93,8 +95,11 @@ class Client:
             await self.http.close()
         self.ws = self.reader = self.http = None
 
-    async def send_audio(self, pcm: bytes, speed: float | None = None) -> None:
-        """Send PCM in 100 ms frames (paced at `speed`× real time, else as fast as possible)."""
+    async def send_audio(self, pcm: bytes, speed: float | None = None, record: bool = True) -> None:
+        """Send PCM in 100 ms frames (paced at `speed`× real time, else as fast as possible); `record`:
+        it is the next part of the session's audio (False: it is a resend of recorded audio)."""
+        if record:
+            self.audio += pcm
         t0 = time.monotonic()
         for i in range(0, len(pcm), FRAME_BYTES):
             if speed:
@@ -144,25 +149,29 @@ class Client:
 
 
 async def finish(client: Client, pcm: bytes, speed: float | None = None, within: float = 120) -> int:
-    """Send the rest of the audio, then stop, and wait for `end`; a dropped connection is resumed
-    (and the audio goes on from where the drop was seen). Returns the number of resumes."""
-    resumes, sent, stopped = 0, 0, False
+    """Send the rest of the audio, then stop, and wait for `end`; a dropped connection is resumed, and
+    the audio goes on from the `received` the server reports (what died in the socket, or was not yet
+    read when the gateway went, is sent again). Returns the number of resumes."""
+    resumes, stopped = 0, False
+    pos = len(client.audio)  # the session byte the next frame starts at
+    client.audio += pcm
     deadline = time.monotonic() + within
     while True:
         try:
             if not client.connected:
                 await client.connect()
                 resumes += 1
-                if stopped:  # the stop may not have reached the gateway before the drop
+                pos = client.received
+                if stopped and pos == len(client.audio):  # the stop may not have reached the gateway
                     await client.stop()
-            if not stopped:
-                await client.send_audio(pcm[sent:], speed)
-                sent = len(pcm)
+            if not stopped or pos < len(client.audio):
+                await client.send_audio(bytes(client.audio[pos:]), speed, record=False)
+                pos = len(client.audio)
                 await client.stop()
                 stopped = True
         except Dropped as e:
-            sent += e.sent
-            client.drops.append(sent)
+            pos += e.sent
+            client.drops.append(pos)
             continue
         if await client.wait_end_or_drop(max(1.0, deadline - time.monotonic())):
             return resumes

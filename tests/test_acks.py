@@ -244,3 +244,21 @@ async def test_with_wait_acks_come_once_the_replica_has_the_audio(
         await acked(ws, len(AUDIO), within=30)
         assert await stored(replica, sid) == AUDIO  # on the replica when it was acknowledged
         await ws.close()
+
+
+async def test_only_the_connection_attached_last_detaches(r: aioredis.Redis, redis_url: str) -> None:
+    """A client resumed on a new connection; its old one, noticed dead later, must not start the grace
+    timer that would stop the session under the new one."""
+    from services.gateway.sessions import SessionStore
+    from shared.messages import SessionConfig
+
+    store = SessionStore(r, GatewaySettings(redis_url=redis_url))
+    sid = "detach-" + os.urandom(6).hex()
+    await store.create(sid, SessionConfig())
+    await store.attach(sid, "old")
+    await store.attach(sid, "new")
+    assert await store.detach(sid, "old") is None
+    assert await r.hget(f"session:{sid}", "detached") is None
+    token = await store.detach(sid, "new")
+    assert token is not None and await r.hget(f"session:{sid}", "detached") == token.encode()
+    assert await store.stop_if_still_detached(sid, token, 0)

@@ -145,8 +145,8 @@ async def test_sigterm_of_a_busy_service_exits_cleanly_and_loses_nothing(
     await client.connect({"type": "start", "language": "en"})
     pcm = lecture1.pcm[: int(CUT_S * RATE)]
     if service == "gateway":
-        # The client is between sends while the gateway relays the first part's transcripts: the
-        # protocol has no acknowledgement of audio, so a frame in flight when a gateway dies is lost.
+        # The gateway dies while it relays the first part's transcripts, perhaps with audio of it not
+        # yet read (it reads at most MAX_AUDIO_SPEED x real time): the client resumes from `received`.
         await client.send_audio(pcm[: int(SPLIT_S * RATE)])
         await client.wait_finals(1)
         code, took = await asyncio.to_thread(c.stop, service, 3 * GRACE_S)  # measured, checked below

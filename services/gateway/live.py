@@ -64,6 +64,7 @@ class LiveSession:
         self.ws, self.r, self.s = ws, r, settings
         self.store = SessionStore(r, settings)
         self.limits = ConnectionLimits(settings, owners)
+        self.conn_id = secrets.token_hex(8)  # who attached to the session last (sessions.py)
         self.audio: AudioLog | None = None
         self.acker: Acker | None = None
         self.background = background if background is not None else set()
@@ -115,7 +116,10 @@ class LiveSession:
         if not self.sid or self.stopped:
             return
         self.stopped = True
-        token = await self.store.detach(self.sid)
+        token = await self.store.detach(self.sid, self.conn_id)
+        if token is None:
+            log.info("sid=%s client disconnected; it has resumed on another connection already", self.sid)
+            return
         log.info(
             "sid=%s client disconnected before stop; resumable for %.0fs", self.sid, self.s.resume_grace_s
         )
@@ -201,6 +205,7 @@ class LiveSession:
         self.send(SessionEvent(session=self.sid, language=language_known, received=0))
         voiceprint = await voices.lock_for(self, start, config)  # after `session`: it may send an error
         await self.store.create(self.sid, config, owner)
+        await self.store.attach(self.sid, self.conn_id)
         opened = SessionOpened(sid=self.sid, config=config, voiceprint=voiceprint, owner=owner)
         await xadd(self.r, self.s.sessions_stream, opened, self.s.stream_maxlen)
         self.tasks.append(asyncio.create_task(self.relay(self.sid)))
@@ -216,7 +221,7 @@ class LiveSession:
         """Re-attach to a session: replay its events; go on taking audio if it is still live, from
         `offset` (the client's first unacknowledged byte), else from what the server holds."""
         self.sid = sid
-        await self.store.attach(sid)
+        await self.store.attach(sid, self.conn_id)
         received = int(info.get("received", 0))
         # An auto session's detected language is in the replay.
         self.send(SessionEvent(session=sid, received=received))

@@ -4,7 +4,9 @@ they still take audio, and which are detached from their client (connection drop
 A dropped client may come back within `resume_grace_s` with `{"type":"start","session":sid}` and go
 on streaming; if it does not, the session is stopped as if it had said stop, so its transcript is
 completed. The check-and-stop is one optimistic transaction, so a resume racing the grace timer on
-another gateway either wins or loses cleanly.
+another gateway either wins or loses cleanly. Each connection attaches with an id of its own
+(`conn`), and only the connection attached last may mark the session detached: the old connection
+of a client that has already resumed elsewhere (its dead socket noticed late) leaves it alone.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ from redis.exceptions import WatchError
 from shared.messages import AudioStop, SessionConfig, to_fields
 from shared.settings import GatewaySettings
 
+DETACH_LUA = """
+if (redis.call('HGET', KEYS[1], 'conn') or '') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'detached', ARGV[2])
+return 1
+"""
 SID_RE = re.compile(r"^[A-Za-z0-9_-]{8,100}$")
 LIVE, STOPPING, ENDED = "live", "stopping", "ended"
 
@@ -50,13 +57,18 @@ class SessionStore:
     async def set_status(self, sid: str, status: str) -> None:
         await self.r.hset(self.key(sid), "status", status)
 
-    async def attach(self, sid: str) -> None:
-        await self.r.hdel(self.key(sid), "detached")
+    async def attach(self, sid: str, conn: str = "") -> None:
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hdel(self.key(sid), "detached")
+            pipe.hset(self.key(sid), "conn", conn)
+            await pipe.execute()
 
-    async def detach(self, sid: str) -> str:
+    async def detach(self, sid: str, conn: str = "") -> str | None:
+        """Marks the session detached (a token for `stop_if_still_detached`), unless a connection
+        other than `conn` attached since: then None, and nothing changes."""
         token = secrets.token_hex(8)
-        await self.r.hset(self.key(sid), "detached", token)
-        return token
+        marked = await self.r.eval(DETACH_LUA, 1, self.key(sid), conn, token)
+        return token if marked else None
 
     async def stop_if_still_detached(self, sid: str, token: str, seq: int) -> bool:
         """Stop the session's audio unless a client has resumed it since `detach` gave `token`."""
