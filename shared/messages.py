@@ -81,7 +81,9 @@ class SessionEvent(Msg):
     # The session's language once known: the one asked for, or for "auto" the one detected from the
     # first speech (then a second `session` message carries it). Absent while unknown.
     language: str | None = None
-    received: int = 0  # bytes of this session's audio the server holds (0 for a new session)
+    # Bytes of this session's audio the server holds (0 for a new session): on the gateway's own
+    # `session` message; absent on the later one that only reports a detected language.
+    received: int | None = None
 
 
 class AckEvent(Msg):

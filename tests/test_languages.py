@@ -80,7 +80,7 @@ def test_the_route_says_what_the_model_can_do(base_stack: Stack, stack: Stack) -
 
 def test_spanish_is_transcribed_as_spanish(runs: dict[str, list[dict]]) -> None:
     msgs = runs["es"]
-    assert msgs[0] == {"type": "session", "session": msgs[0]["session"], "language": "es"}
+    assert msgs[0] == {"type": "session", "session": msgs[0]["session"], "language": "es", "received": 0}
     assert msgs[-1] == {"type": "end"} and not [m for m in msgs if m["type"] == "error"]
     truth = load_truth(DATA / "lecture_es")
     wer = word_errors(truth.speech_text, text_of(msgs), "es").wer
