@@ -23,7 +23,7 @@ from services.gateway.app import make_app
 from shared.messages import AudioChunk, from_fields, to_fields
 from shared.redis_server import start_redis
 from shared.settings import GatewaySettings
-from tests.conftest import free_port
+from tests.util import free_port
 
 FRAME = 3200  # 100 ms
 AUDIO = os.urandom(FRAME * 30)  # 3 s of noise: any misplaced byte shows

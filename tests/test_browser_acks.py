@@ -42,7 +42,7 @@ from tests.browser_util import (
     write_fake_mic,
 )
 from tests.client import finals, stream
-from tests.conftest import ROOT, Lecture, Stack, free_port, wait_ready
+from tests.util import ROOT, Lecture, Stack, free_port, wait_ready
 
 MISSING = missing_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]

@@ -27,7 +27,7 @@ from services.gateway.flow import BYTES_PER_S, ConnectionLimits, owner_slot_key
 from services.gateway.state import CLIENT_LIMITS, OWNER_LIMITS
 from shared.settings import GatewaySettings
 from tests.client import FRAME_BYTES, collect
-from tests.conftest import Lecture, Stack, load_lecture
+from tests.util import Lecture, Stack, load_lecture
 
 NORMAL_S = 30.0  # the normal session: four sentences of lecture1 and the noise after them
 FLOOD_S = 60.0  # the audio flooder's lecture2 audio
