@@ -20,10 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,7 +38,7 @@ from tests.browser_util import (
     write_fake_mic,
 )
 from tests.client import finals, stream
-from tests.util import ROOT, Lecture, Stack, free_port, wait_ready
+from tests.util import Lecture, Stack, free_port, running_stack
 
 MISSING = missing_browser()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
@@ -59,34 +55,17 @@ HOLD_S = 0.5  # how long the dead network swallows traffic before the page notic
 def batch1_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The whole stack on its own Redis, finals decoded one at a time."""
     tmp = tmp_path_factory.mktemp("acks-stack")
-    redis_port, port = free_port(), free_port()
+    redis_port = free_port()
     server = start_redis(redis_port, tmp / "redis")
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     # Stream nodes of 100 entries whatever their size (the default closes a node at 4 KB, one audio
     # entry): the VAD's approximate trim then removes whole blocks of 100, leaving the tap slack.
     with redis.Redis.from_url(redis_url) as conn:
         conn.config_set("stream-node-max-bytes", 0)
-    log = tmp / "services.log"
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url,
-        "PORT": str(port),
-        "TRANSCRIBERS": "1",
-        "TRANSCRIBE_BATCH": "1",
-        "LOG_LEVEL": "INFO",
-    }
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "services"], cwd=ROOT, env=env, stdout=out, stderr=out)
-    http = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(http, proc, log)
-        yield Stack(http, f"ws://127.0.0.1:{port}/ws/transcribe", redis_url, log)
+        with running_stack(redis_url, tmp / "services.log", TRANSCRIBE_BATCH="1") as stack:
+            yield stack
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         server.terminate()
         server.wait(10)
 
