@@ -1,6 +1,6 @@
 """One pydantic model per message type, and the one way they are serialised.
 
-Client-facing messages (the fixed WebSocket protocol of DESIGN.md) are JSON text frames.
+Client-facing messages (the fixed WebSocket protocol: README, "The WebSocket protocol") are JSON text frames.
 Internal messages travel as Redis stream entries with the fields `type`, `json` (the model without
 its audio) and, for messages that carry audio, `pcm` (raw PCM16 little-endian mono 16 kHz bytes).
 """
@@ -31,7 +31,7 @@ class StartMessage(Msg):
     course: str | None = Field(None, max_length=200)
     # The student's own names: saying one of them raises a `name` alert.
     names: list[Annotated[str, Field(max_length=100)]] = Field(default_factory=list, max_length=10)
-    # The client's owner key (DESIGN.md "Access"): the session belongs to it (stored only as its
+    # The client's owner key (README, "Owners"): the session belongs to it (stored only as its
     # SHA-256, services/gateway/owners.py); the voice lock looks the voice up under it.
     owner: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{16,128}$")
     # Voice lock: an enrolled voice of the owner (/api/voices); others' speech dropped or labelled.

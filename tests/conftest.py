@@ -18,6 +18,21 @@ from shared.postgres_server import start_postgres, stop_postgres
 from shared.redis_server import start_redis
 from tests.util import Lecture, Stack, free_port, load_lecture, running_stack
 
+# Fixtures that start the whole stack (`python -m services`): a test using one must be marked slow.
+WHOLE_STACK_FIXTURES = frozenset({"stack"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuses a whole-stack test without `@pytest.mark.slow` (`-m "not slow"` must skip them all)."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if WHOLE_STACK_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and not item.get_closest_marker("slow")
+    ]
+    if unmarked:
+        raise pytest.UsageError("whole-stack tests without @pytest.mark.slow: " + ", ".join(unmarked))
+
 
 @pytest.fixture(scope="session")
 def lecture1() -> Lecture:

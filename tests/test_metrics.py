@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from shared import metrics
@@ -51,6 +52,7 @@ async def test_queue_gauges_read_lag_and_pending(redis_url: str) -> None:
     await r.aclose()
 
 
+@pytest.mark.slow
 async def test_gateway_metrics_count_errors_and_connections(stack: Stack) -> None:
     await stream(stack.ws, b"\x00\x01\x02")  # an odd frame: error odd_frame
     async with aiohttp.ClientSession() as http, http.get(f"{stack.http}/metrics") as resp:

@@ -10,6 +10,8 @@ import pytest
 from tests.client import collect, stream
 from tests.util import Stack
 
+pytestmark = pytest.mark.slow  # every test here runs on the whole stack
+
 
 async def exchange(url: str, frames: list[str | bytes]) -> tuple[list[dict], int | None]:
     """Send frames, then stop; return what came back and the close code."""

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from services.gateway.sessions import SessionStore
@@ -13,6 +14,8 @@ from shared.messages import SessionConfig, TranscriptEvent, to_fields
 from shared.settings import GatewaySettings
 from tests.client import stream
 from tests.util import Stack
+
+pytestmark = pytest.mark.slow  # the whole stack
 
 
 async def test_a_client_that_never_reads_is_cut_off_alone(stack: Stack) -> None:

@@ -112,6 +112,7 @@ async def session_text(http: aiohttp.ClientSession, sid: str) -> tuple[dict[str,
     return detail, " ".join(line["text"] for line in detail["transcript"]).lower()
 
 
+@pytest.mark.slow
 async def test_wav_upload_is_transcribed_and_listed(
     http: aiohttp.ClientSession, lecture1: Lecture, stack: Stack
 ) -> None:
@@ -138,6 +139,7 @@ async def test_wav_upload_is_transcribed_and_listed(
     assert listed[sid]["course"] == "BIO 101" and listed[sid]["segments"] >= 3
 
 
+@pytest.mark.slow
 async def test_webm_opus_upload_is_decoded_and_transcribed(
     http: aiohttp.ClientSession, lecture1: Lecture
 ) -> None:
@@ -149,6 +151,7 @@ async def test_webm_opus_upload_is_decoded_and_transcribed(
     assert "protein" in text and "membrane" in text, text
 
 
+@pytest.mark.slow
 async def test_upload_refusals(http: aiohttp.ClientSession) -> None:
     rng = np.random.default_rng(7)
     for data, name in (
@@ -196,6 +199,7 @@ async def test_upload_size_limit(redis_url: str) -> None:
             assert resp.status == 413 and "larger than" in (await resp.json())["error"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
 async def test_upload_control_in_the_page(stack: Stack, short_mp3: bytes, tmp_path: Path) -> None:
     """The page's "Upload a recording": file chosen, progress shown, then the transcript."""
@@ -235,6 +239,7 @@ async def test_upload_control_in_the_page(stack: Stack, short_mp3: bytes, tmp_pa
 # --- the OpenAI-compatible route ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_openai_client_formats(stack: Stack, short_mp3: bytes) -> None:
     client = OpenAI(base_url=stack.http + "/v1", api_key="x")
     file = ("first.mp3", short_mp3, "audio/mpeg")
@@ -265,6 +270,7 @@ def test_openai_client_formats(stack: Stack, short_mp3: bytes) -> None:
     assert " ".join(w.word for w in words) == verbose.text
 
 
+@pytest.mark.slow
 def test_openai_errors(stack: Stack, short_mp3: bytes) -> None:
     client = OpenAI(base_url=stack.http + "/v1", api_key="x", max_retries=0)
     with pytest.raises(openai.BadRequestError) as bad_format:
@@ -279,6 +285,7 @@ def test_openai_errors(stack: Stack, short_mp3: bytes) -> None:
         assert body["message"]
 
 
+@pytest.mark.slow
 async def test_transcriber_openai_backend_against_the_route(stack: Stack, lecture1: Lecture) -> None:
     """The project's own `openai` backend, end to end against the gateway's route."""
     backend = OpenAIBackend(TranscriberSettings(openai_base_url=stack.http + "/v1", openai_api_key="x"))

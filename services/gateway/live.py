@@ -1,4 +1,5 @@
-"""One live WebSocket session: the protocol of DESIGN.md between a browser and the Redis streams.
+"""One live WebSocket session: the protocol (README, "The WebSocket protocol") between a browser
+and the Redis streams.
 
 Incoming audio goes to `audio:{sid}` in order; the session's `events:{sid}` stream is relayed back
 (client-facing events only). After `stop` the session ends once the alerts worker says it has scanned

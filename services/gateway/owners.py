@@ -1,4 +1,4 @@
-"""Who may see a session: its owner, or whoever holds one of its share links (DESIGN.md, Access).
+"""Who may see a session: its owner, or whoever holds one of its share links (README, "Owners").
 
 The page makes an owner key (a secret of 16-128 url-safe characters), keeps it in localStorage and
 names it in `start` (`"owner"`) and in the `X-ClassRec-Owner` header of its HTTP requests. The

@@ -1,4 +1,4 @@
-// The WebSocket client of /ws/transcribe (protocol: DESIGN.md, fixed).
+// The WebSocket client of /ws/transcribe (README, "The WebSocket protocol": fixed).
 //
 //   const conn = new TranscribeConnection({ url: transcribeUrl(), start: {language, prompt, ...} });
 //   conn.addEventListener("state", (e) => e.detail.state);   // see STATES
@@ -12,7 +12,7 @@
 //   conn.close();                  // gives up immediately
 //   conn.bufferedSeconds            // audio the server has not acknowledged yet (sent or not)
 //
-// Acknowledged audio (DESIGN.md, protocol additions): every frame stays in `pending` until an
+// Acknowledged audio (README, "The WebSocket protocol", Acknowledged audio): every frame stays in `pending` until an
 // {"type":"ack","received":n} says the server stored the session's audio up to byte n. If the socket
 // drops before "end", it reconnects with backoff and resumes the session with
 // {"type":"start","session":<id>,"offset":<first unacknowledged byte>} and sends all of `pending`

@@ -1,4 +1,4 @@
-// Flags: bookmarks and doubts at moments of the live lecture ({"type":"flag",...}, DESIGN.md).
+// Flags: bookmarks and doubts at moments of the live lecture ({"type":"flag",...}; README, "Bookmarks and doubts").
 //
 //   const flags = new FlagsController({ transcriptRoot, listRoot, countEl, send, now, quote });
 //   flags.confirm(msg)   // a `flag` message from the server (confirmation, or a replay on resume)

@@ -1,5 +1,5 @@
 // The share view (/s/<token>): the page follows a shared lecture, read-only, through
-// GET /ws/follow?share=<token> (DESIGN.md): the lecture's events from its start, live, then "end".
+// GET /ws/follow?share=<token> (README, "Share links and followers"): the lecture's events from its start, live, then "end".
 // A dropped socket reconnects (with backoff) and gets everything again from the start; the views
 // keep one of each final and alert, so nothing shows twice.
 //

@@ -1,4 +1,4 @@
-// The owner key (DESIGN.md, Access): a secret this browser makes once and keeps in localStorage.
+// The owner key (README, "Owners"): a secret this browser makes once and keeps in localStorage.
 // Sessions started with it belong to it: the page sends it in `start` ("owner"), in the
 // X-ClassRec-Owner header of its fetches, and as ?owner= on links a browser opens by itself
 // (downloads, calendar files, the audio player), which cannot carry a header. On a share view

@@ -55,7 +55,7 @@ export function saveSettings(s) {
   }
 }
 
-/** The `start` message fields (DESIGN.md protocol) for these settings. */
+/** The `start` message fields (README, "The WebSocket protocol") for these settings. */
 export function startMessage(s) {
   let timezone = null;
   try {
