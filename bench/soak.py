@@ -30,10 +30,10 @@ from bench.common import Lecture, Span, fmt, load_lecture, percentile, word_erro
 from bench.load import Stack, process_name
 from bench.session import stream_session
 from bench.stream import split_transcripts
+from shared import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW_S = 600.0
-WORK_STREAMS = ("sessions", "segments", "segments:partial", "transcripts")
 
 
 def long_lecture(parts: list[Lecture], minutes: float) -> Lecture:
@@ -84,7 +84,7 @@ async def sample(stack: Stack, r: aioredis.Redis, audio_s: float) -> Sample:
         name = process_name(pid)
         by_name[name] = by_name.get(name, 0.0) + rss_mb(pid)
     info = await r.info("memory")
-    lengths = {s: int(await r.xlen(s)) for s in WORK_STREAMS}
+    lengths = {s: int(await r.xlen(s)) for s in keys.WORK_STREAMS}
     return Sample(audio_s, by_name, info["used_memory"] / 2**20, int(await r.dbsize()), lengths)
 
 
@@ -170,7 +170,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         await asyncio.sleep(settle_s)  # the quiet after the load: what the work streams still hold
         after = await sample(stack, r, lecture.duration)
         pending = {}
-        for s in WORK_STREAMS:
+        for s in keys.WORK_STREAMS:
             try:
                 pending[s] = sum(int(g["pending"]) for g in await r.xinfo_groups(s))
             except aioredis.ResponseError:

@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from shared import keys
 from shared.logs import setup_logging
 from shared.metrics import start_ops_server
 from shared.settings import CommonSettings
 from shared.streams import REDIS_DOWN, StreamWorker, connect, wait_for_redis
 
 log = logging.getLogger(__name__)
-HEARTBEAT_PREFIX = "heartbeat:"
 HEARTBEAT_INTERVAL_S = 1.0
 _last_beat: dict[str, float] = {}  # heartbeat key -> when it was last written
 
@@ -43,7 +43,7 @@ async def heartbeat(r: aioredis.Redis, service: str, consumer: str, info: dict, 
 
     Called after every read, so at most once per HEARTBEAT_INTERVAL_S is it written: a busy loop
     turns hundreds of times a second."""
-    key = f"{HEARTBEAT_PREFIX}{service}:{consumer}"
+    key = keys.heartbeat(service, consumer)
     now = time.monotonic()
     if now - _last_beat.get(key, -HEARTBEAT_INTERVAL_S) < HEARTBEAT_INTERVAL_S:
         return

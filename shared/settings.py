@@ -12,6 +12,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from shared import keys
+
 DEFAULT_LECTURE_PROMPT = "Lecture transcription. Listen for exam dates, assignments, and deadlines."
 
 
@@ -29,14 +31,14 @@ class CommonSettings(BaseSettings):
     redis_master_name: str = "classrec"
     log_level: str = "INFO"
     metrics_port: int = 0  # workers: serve /metrics and /healthz on this port (0: off)
-    # Stream names (see README "Streams"): per-session streams use "{prefix}{sid}".
-    sessions_stream: str = "sessions"
-    audio_prefix: str = "audio:"
-    segments_stream: str = "segments"
-    partials_stream: str = "segments:partial"
-    transcripts_stream: str = "transcripts"
-    alerts_stream: str = "alerts"  # alerts and session ends, for the archive
-    events_prefix: str = "events:"
+    # Stream names (shared/keys.py, README "Streams"): per-session streams use "{prefix}{sid}".
+    sessions_stream: str = keys.SESSIONS
+    audio_prefix: str = keys.AUDIO_PREFIX
+    segments_stream: str = keys.SEGMENTS
+    partials_stream: str = keys.PARTIALS
+    transcripts_stream: str = keys.TRANSCRIPTS
+    alerts_stream: str = keys.ALERTS  # alerts and session ends, for the archive
+    events_prefix: str = keys.EVENTS_PREFIX
     stream_maxlen: int = Field(100_000, description="approximate bound of every shared stream")
     # Partials are disposable and each carries the whole utterance so far (~100 KB): when no
     # transcriber keeps up (or none runs), the oldest go first instead of filling Redis.
@@ -49,7 +51,7 @@ class CommonSettings(BaseSettings):
     consumer_gone_ms: int = Field(
         300_000, description="a group's consumer idle this long and holding nothing is deleted"
     )
-    deadletter_stream: str = "deadletter"
+    deadletter_stream: str = keys.DEADLETTER
     retry_max_s: float = 10.0
     session_retention_s: int = Field(30 * 86400, description="how long transcripts and alerts are kept")
 
@@ -73,7 +75,7 @@ class CommonSettings(BaseSettings):
 
     def partials_key(self, sid: str) -> str:
         """Hash segment -> newest partial rev, or "final" once the utterance is closed."""
-        return f"partials:{sid}"
+        return keys.partials(sid)
 
 
 class GatewaySettings(CommonSettings):

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 
 from services.alerts.detector import Detector
 from services.alerts.llm import make_detector, restore_detector
-from shared import metrics
+from shared import keys, metrics
 from shared.messages import (
     AlertEvent,
     AlertRecord,
@@ -41,7 +41,7 @@ STATE_TTL_S = 24 * 3600
 
 
 class AlertsWorker(StreamWorker):
-    group = "alerts"
+    group = keys.ALERTS_GROUP
 
     def __init__(self, settings: AlertsSettings, r: aioredis.Redis, consumer: str | None = None) -> None:
         super().__init__(settings, r, consumer)
@@ -51,17 +51,14 @@ class AlertsWorker(StreamWorker):
     def streams(self) -> Iterable[str]:
         return [self.cfg.transcripts_stream]
 
-    def key(self, sid: str) -> str:
-        return f"alerts:{sid}"
-
     async def handle(self, stream: str, msg: Msg) -> None:
         if isinstance(msg, TranscriptRecord):
             seg = msg.transcript.segment
             fields = {f"buf:{seg}": msg.transcript.model_dump_json(), "config": msg.config.model_dump_json()}
-            await self.r.hset(self.key(msg.sid), mapping=fields)
+            await self.r.hset(keys.alerts_state(msg.sid), mapping=fields)
             await self.advance(msg.sid)
         elif isinstance(msg, VadDone):
-            await self.r.hset(self.key(msg.sid), "expected", msg.segments)
+            await self.r.hset(keys.alerts_state(msg.sid), "expected", msg.segments)
             await self.advance(msg.sid)
         else:
             log.warning("unexpected message type=%s on %s", msg.type, stream)  # type: ignore[attr-defined]
@@ -70,7 +67,7 @@ class AlertsWorker(StreamWorker):
         """A transcript the detector keeps failing on: scan it as empty, so the session can end."""
         if isinstance(msg, TranscriptRecord):
             empty = msg.transcript.model_copy(update={"text": ""})
-            await self.r.hset(self.key(msg.sid), f"buf:{empty.segment}", empty.model_dump_json())
+            await self.r.hset(keys.alerts_state(msg.sid), f"buf:{empty.segment}", empty.model_dump_json())
             await self.advance(msg.sid)
 
     def detector(self, h: dict[str, str]) -> Detector:
@@ -85,7 +82,7 @@ class AlertsWorker(StreamWorker):
 
     async def advance(self, sid: str) -> None:
         """Feed every transcript that is next in order; finish the session when all are in."""
-        key = self.key(sid)
+        key = keys.alerts_state(sid)
         h = {k.decode(): v.decode() for k, v in (await self.r.hgetall(key)).items()}
         if h.get("done") == "1":  # a redelivery after the end: nothing more to say
             stale = [k for k in h if k.startswith("buf:")]
@@ -130,10 +127,10 @@ class AlertsWorker(StreamWorker):
             state: dict[str, str | int] = {"next": nxt, "done": int(done)}
             if det is not None:
                 state["detector"] = json.dumps(det.state())
-            pipe.hset(self.key(sid), mapping=state)
+            pipe.hset(keys.alerts_state(sid), mapping=state)
             if fed:
-                pipe.hdel(self.key(sid), *fed)
-            pipe.expire(self.key(sid), STATE_TTL_S)
+                pipe.hdel(keys.alerts_state(sid), *fed)
+            pipe.expire(keys.alerts_state(sid), STATE_TTL_S)
             await pipe.execute()
         metrics.SEGMENTS.labels("alerts", "final").inc(len(fed))
         for a in alerts:

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
-from shared import metrics
+from shared import keys, metrics
 from shared.archive import DB_DOWN, Archive
 from shared.messages import (
     AlertRecord,
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 class ArchiveWorker(StreamWorker):
-    group = "archive"
+    group = keys.ARCHIVE_GROUP
 
     def __init__(
         self, settings: ArchiveSettings, r: aioredis.Redis, archive: Archive, consumer: str | None = None
@@ -88,7 +88,7 @@ class ArchiveWorker(StreamWorker):
     async def flags(self, sid: str) -> list[FlagEvent]:
         """The session's flags as the gateway keeps them (`flags:{sid}`, services/gateway/flags.py)."""
         out = []
-        for raw in (await self.r.hgetall(f"flags:{sid}")).values():
+        for raw in (await self.r.hgetall(keys.flags(sid))).values():
             try:
                 out.append(FlagEvent.model_validate_json(raw))
             except ValueError:

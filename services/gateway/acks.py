@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from services.gateway.sessions import LIVE, STOPPING
+from shared import keys
 from shared.messages import AckEvent, AudioChunk, AudioStop, Msg, to_fields
 from shared.settings import GatewaySettings
 
@@ -90,7 +91,7 @@ class AudioLog:
         self, r: aioredis.Redis, settings: GatewaySettings, sid: str, pos: int, frames: int = 0
     ) -> None:
         self.r, self.s, self.sid, self.pos = r, settings, sid, pos
-        self.keys = [f"session:{sid}", settings.audio_key(sid)]
+        self.keys = [keys.session(sid), settings.audio_key(sid)]
         self.frames = frames  # entries the session's audio has (the seq of the next), as last seen
         self._script = r.register_script(APPEND_LUA)
         self._prefix = entry_json_prefix()
@@ -180,7 +181,7 @@ class Acker:
         if want <= 0:
             return True
         async with self.r.pipeline(transaction=False) as pipe:
-            pipe.hset(f"session:{self.sid}", "acked", n)
+            pipe.hset(keys.session(self.sid), "acked", n)
             pipe.wait(want, self.s.ack_wait_timeout_ms)
             _, replicas = await pipe.execute()
         if int(replicas) < want:

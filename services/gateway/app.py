@@ -26,8 +26,7 @@ from services.gateway.history import routes as history_routes
 from services.gateway.live import LiveSession
 from services.gateway.state import BACKGROUND, CLIENT_LIMITS, OWNER_LIMITS, REDIS, SETTINGS, SOCKETS
 from services.gateway.uploads import routes as upload_routes
-from shared import metrics
-from shared.service import HEARTBEAT_PREFIX
+from shared import keys, metrics
 from shared.settings import GatewaySettings
 from shared.streams import REDIS_DOWN, connect
 
@@ -56,7 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
     try:
         await r.ping()
         workers: dict[str, int] = {}
-        async for key in r.scan_iter(match=f"{HEARTBEAT_PREFIX}*", count=100):
+        async for key in r.scan_iter(match=f"{keys.HEARTBEAT_PREFIX}*", count=100):
             service = key.decode().split(":")[1]
             workers[service] = workers.get(service, 0) + 1
     except REDIS_DOWN as e:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
+from shared import keys
 from shared.messages import FlagEvent, FlagMessage, TranscriptEvent, to_fields
 from shared.settings import GatewaySettings
 
@@ -58,7 +59,7 @@ class FlagStore:
         self.r, self.s = r, settings
 
     def key(self, sid: str) -> str:
-        return f"flags:{sid}"
+        return keys.flags(sid)
 
     async def add(self, sid: str, msg: FlagMessage) -> tuple[FlagEvent, bool]:
         """The flag as kept, and True when it was not kept before; raises TooManyFlags."""

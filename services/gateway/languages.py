@@ -21,7 +21,7 @@ from aiohttp import web
 
 from services.gateway import state
 from services.transcriber.models import configured_languages, resolve
-from shared.service import HEARTBEAT_PREFIX
+from shared import keys
 from shared.settings import TranscriberSettings
 
 CACHE_S = 5.0
@@ -86,7 +86,7 @@ async def _from_heartbeats(r: aioredis.Redis) -> Support | None:
     models: set[str] = set()
     common: set[str] | None = None
     seen = False
-    async for key in r.scan_iter(match=f"{HEARTBEAT_PREFIX}transcriber:*", count=100):
+    async for key in r.scan_iter(match=keys.heartbeat("transcriber", "*"), count=100):
         raw = await r.get(key)
         if not raw:
             continue

@@ -18,6 +18,7 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from shared import keys
 from shared.messages import AudioStop, SessionConfig, to_fields
 from shared.settings import GatewaySettings
 
@@ -35,7 +36,7 @@ class SessionStore:
         self.r, self.s = r, settings
 
     def key(self, sid: str) -> str:
-        return f"session:{sid}"
+        return keys.session(sid)
 
     async def create(self, sid: str, config: SessionConfig, owner: str | None = None) -> None:
         """Registers a new session; `owner` is the digest of its owner key (owners.py)."""

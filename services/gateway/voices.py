@@ -38,6 +38,7 @@ from services.gateway.errors import ApiError
 from services.gateway.uploads.decode import decodable_frames
 from services.voice.embedder import EMBEDDING_DIM, Embedder
 from services.voice.enrol import MAX_SECONDS, EnrolmentError, enrol
+from shared import keys
 from shared.messages import SessionConfig, StartMessage
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def owner_hash(key: str) -> str:
 
 
 def voices_key(owner_key: str) -> str:
-    return f"voices:{owner_hash(owner_key)}"
+    return keys.voices(owner_hash(owner_key))
 
 
 def owner_of(request: web.Request) -> str:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from shared import keys
+
 LIVE_MS = 15_000  # a transcriber seen within this long is live (a batch can take seconds)
-LIVE_PREFIX = "live:"  # live:{stream}, a sorted set: consumer name -> when it last asked (its clock)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ async def queue(r: aioredis.Redis, stream: str, group: str, me: str) -> Queue:
     """The group's lag, its free transcribers (this one included) and Redis's clock; also says that
     this one is alive (a group lists its consumers only once they got something, and Redis 6.2–7.0
     do not refresh a consumer's idle time on an empty read, so liveness is kept apart)."""
-    now, live_key = time.time(), LIVE_PREFIX + stream
+    now, live_key = time.time(), keys.live(stream)
     async with r.pipeline(transaction=False) as pipe:
         pipe.zadd(live_key, {me: now})
         pipe.zremrangebyscore(live_key, "-inf", now - LIVE_MS / 1000)
@@ -71,7 +72,7 @@ async def queue(r: aioredis.Redis, stream: str, group: str, me: str) -> Queue:
 
 async def leave(r: aioredis.Redis, stream: str, me: str) -> None:
     """A stopping transcriber is no longer counted on."""
-    await r.zrem(LIVE_PREFIX + stream, me)
+    await r.zrem(keys.live(stream), me)
 
 
 def _name(v: bytes | str) -> str:

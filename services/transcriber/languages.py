@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import redis.asyncio as aioredis
 
+from shared import keys
 from shared.messages import SAMPLE_RATE, ErrorEvent, SegmentJob, SessionEvent, to_fields
 
 log = logging.getLogger(__name__)
@@ -34,10 +35,6 @@ class LanguageUnsupported(Exception):
 def asked(job: SegmentJob) -> str:
     """The session's language as asked: a code, or "auto" (also for none given)."""
     return (job.config.language or AUTO).strip().lower() or AUTO
-
-
-def language_key(sid: str) -> str:
-    return f"language:{sid}"
 
 
 async def session_language(
@@ -61,7 +58,7 @@ async def _detected(
     supported: list[str] | None = getattr(backend, "languages", None)
     if supported is not None and len(supported) == 1:
         return supported[0]  # nothing to detect (tiny.en)
-    known = await r.get(language_key(job.sid))
+    known = await r.get(keys.language(job.sid))
     if known:
         return known.decode()
     detect = getattr(backend, "detect_language", None)
@@ -70,18 +67,18 @@ async def _detected(
     language, prob = await detect(audio)
     if not job.final and len(audio) < DETECT_MIN_S * SAMPLE_RATE:
         return language  # too little speech to decide the session on; good enough for this partial
-    if await r.set(language_key(job.sid), language, nx=True, ex=STATE_TTL_S):
+    if await r.set(keys.language(job.sid), language, nx=True, ex=STATE_TTL_S):
         await r.xadd(events_key, to_fields(SessionEvent(session=job.sid, language=language)), maxlen=maxlen)
         log.info("sid=%s seg=%d language detected=%s p=%.2f", job.sid, job.segment, language, prob)
         return language
-    return (await r.get(language_key(job.sid)) or language.encode()).decode()
+    return (await r.get(keys.language(job.sid)) or language.encode()).decode()
 
 
 async def tell_unsupported(
     r: aioredis.Redis, e: LanguageUnsupported, job: SegmentJob, events_key: str, maxlen: int
 ) -> None:
     """The session's `language_unsupported` error, written once per session."""
-    if await r.set(f"language_error:{job.sid}", "1", nx=True, ex=STATE_TTL_S):
+    if await r.set(keys.language_error(job.sid), "1", nx=True, ex=STATE_TTL_S):
         error = ErrorEvent(
             code="language_unsupported",
             message=f"the server's model {e.model} cannot transcribe language {e.language!r}; "

@@ -26,7 +26,7 @@ from services.transcriber.fairshare import Queue, leave, queue
 from services.transcriber.guards import drop_doubled, keep_pieces
 from services.transcriber.languages import LanguageUnsupported, session_language, tell_unsupported
 from services.transcriber.types import Piece, Request, Result
-from shared import metrics
+from shared import keys, metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
 from shared.service import heartbeat
 from shared.settings import TranscriberSettings
@@ -69,7 +69,7 @@ def timed_span(job: SegmentJob, pieces: list[Piece]) -> tuple[float, float]:
 
 
 class TranscriberWorker(StreamWorker):
-    group = "transcriber"
+    group = keys.TRANSCRIBER_GROUP
 
     def __init__(
         self, settings: TranscriberSettings, r: aioredis.Redis, backend: Backend, consumer: str | None = None
@@ -171,7 +171,7 @@ class TranscriberWorker(StreamWorker):
         audio = np.frombuffer(job.pcm, np.int16).astype(np.float32) / 32768.0
         recent = ""
         if self.cfg.prompt_context_chars:
-            recent = (await self.r.get(self.context_key(job.sid)) or b"").decode()[
+            recent = (await self.r.get(keys.context(job.sid)) or b"").decode()[
                 -self.cfg.prompt_context_chars :
             ]
         language = await session_language(
@@ -228,10 +228,10 @@ class TranscriberWorker(StreamWorker):
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.xadd(self.cfg.events_key(job.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
             pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
-            pipe.hdel(self.agreement_key(job.sid), str(job.segment))
+            pipe.hdel(keys.agreement(job.sid), str(job.segment))
             if text and self.cfg.prompt_context_chars:
-                pipe.append(self.context_key(job.sid), " " + text)
-                pipe.expire(self.context_key(job.sid), STATE_TTL_S)
+                pipe.append(keys.context(job.sid), " " + text)
+                pipe.expire(keys.context(job.sid), STATE_TTL_S)
             await pipe.execute()
         self.done["final"] += 1
         log.info(
@@ -245,7 +245,7 @@ class TranscriberWorker(StreamWorker):
         )
 
     async def partial(self, job: SegmentJob) -> None:
-        key = self.agreement_key(job.sid)
+        key = keys.agreement(job.sid)
         raw = await self.r.hget(key, str(job.segment))
         agreement = Agreement.from_dict(json.loads(raw)) if raw else Agreement()
         try:
@@ -281,12 +281,6 @@ class TranscriberWorker(StreamWorker):
             pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
             await pipe.execute()
         log.error("sid=%s seg=%d dead-lettered; the session was told", msg.sid, msg.segment)
-
-    def context_key(self, sid: str) -> str:
-        return f"context:{sid}"
-
-    def agreement_key(self, sid: str) -> str:
-        return f"agreement:{sid}"
 
     async def shutdown(self) -> None:
         await super().shutdown()

@@ -18,19 +18,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-LIVE_SET = "vad:sessions"
+from shared import keys
 
 # Renew only a lease we still hold; give it up only if we hold it.
 _RENEW = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-
-def lease_key(sid: str) -> str:
-    return f"vadlease:{sid}"
-
-
-def state_key(sid: str) -> str:
-    return f"vadstate:{sid}"
 
 
 class Leases:
@@ -40,23 +32,23 @@ class Leases:
         self._release = r.register_script(_RELEASE)
 
     async def take(self, sid: str) -> bool:
-        return bool(await self.r.set(lease_key(sid), self.owner, nx=True, px=self.ttl_ms))
+        return bool(await self.r.set(keys.vad_lease(sid), self.owner, nx=True, px=self.ttl_ms))
 
     async def renew(self, sid: str) -> bool:
-        return bool(await self._renew(keys=[lease_key(sid)], args=[self.owner, self.ttl_ms]))
+        return bool(await self._renew(keys=[keys.vad_lease(sid)], args=[self.owner, self.ttl_ms]))
 
     async def release(self, sid: str) -> None:
-        await self._release(keys=[lease_key(sid)], args=[self.owner])
+        await self._release(keys=[keys.vad_lease(sid)], args=[self.owner])
 
     async def orphans(self) -> list[str]:
         """Live sessions that nobody holds a lease on."""
-        sids = [s.decode() for s in await self.r.smembers(LIVE_SET)]
+        sids = [s.decode() for s in await self.r.smembers(keys.VAD_SESSIONS)]
         if not sids:
             return []
-        held = await self.r.mget([lease_key(s) for s in sids])
+        held = await self.r.mget([keys.vad_lease(s) for s in sids])
         return [s for s, owner in zip(sids, held, strict=True) if owner is None]
 
 
 async def load(r: aioredis.Redis, sid: str) -> dict[str, Any] | None:
-    raw = await r.hgetall(state_key(sid))
+    raw = await r.hgetall(keys.vad_state(sid))
     return {k.decode(): v for k, v in raw.items()} or None

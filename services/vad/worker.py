@@ -28,7 +28,7 @@ from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
 from services.vad.voicelock import LockedPiece, SessionLock
 from services.voice.lock import OTHER, LockConfig
-from shared import metrics
+from shared import keys, metrics
 from shared.messages import (
     SAMPLE_RATE,
     AudioChunk,
@@ -108,7 +108,7 @@ class SessionState:
 
 
 class VadWorker(StreamWorker):
-    group = "vad"
+    group = keys.VAD_GROUP
 
     def __init__(self, settings: VadSettings, r: aioredis.Redis, consumer: str | None = None) -> None:
         super().__init__(settings, r, consumer)
@@ -150,7 +150,7 @@ class VadWorker(StreamWorker):
         state = SessionState(msg.sid, msg.config, StreamingVad(self.model), Segmenter(self.seg_cfg))
         state.lock = voicelock.from_opened(msg, self.lock_cfg)
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.sadd(checkpoint.LIVE_SET, msg.sid)
+            pipe.sadd(keys.VAD_SESSIONS, msg.sid)
             self.write_checkpoint(pipe, state)
             await pipe.execute()
         self.record(state)  # after the SADD: a spool on disk is always of a session in the set
@@ -214,7 +214,7 @@ class VadWorker(StreamWorker):
     def write_checkpoint(self, pipe: aioredis.client.Pipeline, state: SessionState) -> None:
         if state.recording is not None:
             state.recording.flush()  # the spool holds the checkpoint's `samples`, at least
-        key = checkpoint.state_key(state.sid)
+        key = keys.vad_state(state.sid)
         pipe.hset(key, mapping=state.fields())
         pipe.expire(key, STATE_TTL_S)
         if state.last_id != "0-0":  # audio before the checkpoint is no longer needed
@@ -235,8 +235,8 @@ class VadWorker(StreamWorker):
                     maxlen=self.cfg.stream_maxlen,
                     approximate=True,
                 )
-                pipe.srem(checkpoint.LIVE_SET, state.sid)
-                pipe.delete(checkpoint.state_key(state.sid), self.cfg.audio_key(state.sid))
+                pipe.srem(keys.VAD_SESSIONS, state.sid)
+                pipe.delete(keys.vad_state(state.sid), self.cfg.audio_key(state.sid))
             else:
                 self.write_checkpoint(pipe, state)
             await pipe.execute()
@@ -349,7 +349,7 @@ class VadWorker(StreamWorker):
         found = orphan_spools(self.audio_dir, set())  # listed before the live set is read: see open()
         if not found:
             return
-        live = {s.decode() for s in await self.r.smembers(checkpoint.LIVE_SET)} | set(self.sessions)
+        live = {s.decode() for s in await self.r.smembers(keys.VAD_SESSIONS)} | set(self.sessions)
         busy = {t.get_name() for t in self.encoding}
         for spool, opus, sid in found:
             if sid not in live and f"encode-{sid}" not in busy:

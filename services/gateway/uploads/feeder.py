@@ -26,6 +26,7 @@ from services.gateway.errors import ApiError
 from services.gateway.sessions import ENDED, STOPPING, SessionStore
 from services.gateway.uploads.decode import pcm_chunks, probe, take
 from services.gateway.uploads.form import Upload, check_capacity
+from shared import keys
 from shared.messages import (
     SAMPLE_RATE,
     AudioChunk,
@@ -51,7 +52,7 @@ NUDGE_S = 1.5  # longer than the VAD's idle-checkpoint interval (1 s)
 HEARTBEAT_S = 10.0  # a held-back feeder refreshes its progress's `updated` this often
 POLL_S = 0.1  # how often a held-back feeder looks again (polling Redis, not a synchronisation)
 WAIT_BASE_S, WAIT_PER_AUDIO_S = 60.0, 2.0  # longest wait for the end after the last chunk
-TRANSCRIBER_GROUP = b"transcriber"
+TRANSCRIBER_GROUP = keys.TRANSCRIBER_GROUP.encode()
 FEEDING, TRANSCRIBING, DONE, FAILED = "feeding", "transcribing", "done", "failed"
 
 
@@ -119,7 +120,7 @@ def has_room(ahead: int, excess: int, waited: float, unchanged: float) -> bool:
 
 
 def upload_key(sid: str) -> str:
-    return f"upload:{sid}"
+    return keys.upload(sid)
 
 
 @dataclass
