@@ -100,3 +100,13 @@ def heartbeat(service: str, consumer: str) -> str:
 
 def live(stream: str) -> str:
     return f"{LIVE_PREFIX}{stream}"
+
+
+def audio(sid: str) -> str:
+    """Stream: the session's audio under the default prefix (a worker uses `settings.audio_key`)."""
+    return f"{AUDIO_PREFIX}{sid}"
+
+
+def events(sid: str) -> str:
+    """Stream: the session's events under the default prefix (a worker uses `settings.events_key`)."""
+    return f"{EVENTS_PREFIX}{sid}"

@@ -19,11 +19,12 @@ from typing import Any
 
 import redis
 
+from shared import keys
 from shared.redis_server import start_redis
 from tests.util import ROOT, free_port
 
 POLL_S = 0.1  # how often an external condition is polled while waiting for it
-GROUPS = {"vad": "vad", "transcriber": "transcriber", "alerts": "alerts"}
+GROUPS = {"vad": keys.VAD_GROUP, "transcriber": keys.TRANSCRIBER_GROUP, "alerts": keys.ALERTS_GROUP}
 
 
 def service_of(name: str) -> str:
@@ -145,7 +146,7 @@ class Cluster:
             except OSError:
                 return False
         try:
-            return bool(self.r.exists(f"heartbeat:{service_of(name)}:{self.consumer(name)}"))
+            return bool(self.r.exists(keys.heartbeat(service_of(name), self.consumer(name))))
         except redis.RedisError:
             return False
 

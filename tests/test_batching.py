@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from services.transcriber.backends import LocalBackend
 from services.transcriber.worker import TranscriberWorker
+from shared import keys
 from shared.messages import SegmentJob, SessionConfig, TranscriptEvent, from_fields
 from shared.settings import TranscriberSettings
 from shared.streams import xadd
@@ -68,5 +69,5 @@ async def test_queued_finals_are_decoded_as_one_batch(redis_url: str) -> None:
     assert 0.0 <= b1_0.start < 0.6 and 2.0 <= b2_0.start < 2.6  # word times, in each session's own time
     assert b1_1.segment == 1 and "types" in b1_1.text.lower() and 9.0 <= b1_1.start < b1_1.end <= 13.0
     # the undecodable entry is left pending for a retry (then the dead-letter stream), not lost
-    assert (await r.xpending(s.segments_stream, "transcriber"))["pending"] == 1
+    assert (await r.xpending(s.segments_stream, keys.TRANSCRIBER_GROUP))["pending"] == 1
     assert len(await r.xrange(s.transcripts_stream)) == 3

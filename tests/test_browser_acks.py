@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 import redis
 
+from shared import keys
 from shared.messages import AudioChunk, AudioStop, from_fields
 from shared.redis_server import start_redis
 from tests.browser_util import (
@@ -165,7 +166,7 @@ async def test_abrupt_cuts_lose_and_double_nothing(
             await expect(session_id).not_to_be_empty(timeout=15_000)
             sid = await session_id.text_content()
             assert sid
-            tap = AudioTap(stack.redis_url, f"audio:{sid}", tmp_path / "stored.pcm")
+            tap = AudioTap(stack.redis_url, keys.audio(sid), tmp_path / "stored.pcm")
             tap.start()
 
             # 1: in the steady stream.
@@ -208,7 +209,7 @@ async def test_abrupt_cuts_lose_and_double_nothing(
     stored = tap.audio
     assert len(stored) == len(captured), f"stored {len(stored)} bytes, the page captured {len(captured)}"
     assert stored == captured, "the stored audio differs from what the page captured"
-    received = redis.Redis.from_url(stack.redis_url).hget(f"session:{sid}", "received")
+    received = redis.Redis.from_url(stack.redis_url).hget(keys.session(sid), "received")
     assert received is not None and int(received) == len(captured)
     resent = sum(c.audio_bytes for c in log.connected) - len(captured)
     print(

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
+from shared import keys
 from tests.compose_engine import (
     Project,
     base_image,
@@ -63,7 +64,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project,
 
 def busy_transcriber(p: Project, hostnames: dict[str, str]) -> tuple[str, str, int] | None:
     """(container, consumer, finals held) of a transcriber holding finals (XPENDING), if any."""
-    for consumer, n in p.pending_by_consumer("segments", "transcriber").items():
+    for consumer, n in p.pending_by_consumer(keys.SEGMENTS, keys.TRANSCRIBER_GROUP).items():
         for container, host in hostnames.items():
             if n and f"-{host}-" in consumer:
                 return container, consumer, n
@@ -94,7 +95,7 @@ async def test_lecture_survives_a_killed_transcriber_container(
     assert docker
     run([docker, "kill", container], timeout=60)
     # What the dead consumer still holds (it may have acknowledged its finals just before the kill).
-    in_flight = p.pending_by_consumer("segments", "transcriber").get(consumer, 0)
+    in_flight = p.pending_by_consumer(keys.SEGMENTS, keys.TRANSCRIBER_GROUP).get(consumer, 0)
     killed_at = client.final_count()
     assert not streaming.done(), "the lecture had ended before the kill"
     await streaming
@@ -102,9 +103,11 @@ async def test_lecture_survives_a_killed_transcriber_container(
     check_transcript(client.conns, lecture1, lecture1.truth["duration"])
     assert alert_categories(client.conns) == sorted(a["category"] for a in lecture1.truth["alerts"])
     assert killed_at < len(lecture1.speech), "the kill happened mid-lecture"
-    assert p.redis_cli("XLEN", "deadletter").strip() == "0", p.logs()
+    assert p.redis_cli("XLEN", keys.DEADLETTER).strip() == "0", p.logs()
     # What the killed one held was taken over (XAUTOCLAIM) by a live transcriber, not lost.
-    assert not p.pending_by_consumer("segments", "transcriber").get(consumer), "nothing left with the dead"
+    assert not p.pending_by_consumer(keys.SEGMENTS, keys.TRANSCRIBER_GROUP).get(consumer), (
+        "nothing left with the dead"
+    )
     if in_flight:
         logs = p.compose("logs", "--no-color", "transcriber", timeout=120).stdout
         assert "reclaimed stream=segments" in logs, (consumer, in_flight, logs[-4000:])

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from services.transcriber.backends import LocalBackend
 from services.transcriber.fairshare import Queue, queue
 from services.transcriber.worker import TranscriberWorker
+from shared import keys
 from shared.messages import SegmentJob, SessionConfig, TranscriptEvent, from_fields, to_fields
 from shared.settings import TranscriberSettings
 from shared.streams import ensure_group, xadd
@@ -80,9 +81,9 @@ async def two_workers(
     s: TranscriberSettings, r: aioredis.Redis, backend: LocalBackend
 ) -> tuple[TranscriberWorker, TranscriberWorker]:
     a, b = TranscriberWorker(s, r, backend, "fair-a"), TranscriberWorker(s, r, backend, "fair-b")
-    await ensure_group(r, s.segments_stream, "transcriber")
+    await ensure_group(r, s.segments_stream, keys.TRANSCRIBER_GROUP)
     for w in (a, b):  # both have asked: two live transcribers
-        await queue(r, s.segments_stream, "transcriber", w.consumer)
+        await queue(r, s.segments_stream, keys.TRANSCRIBER_GROUP, w.consumer)
     return a, b
 
 
@@ -94,7 +95,7 @@ async def test_a_second_transcriber_gets_half_of_a_burst(
     a, b = await two_workers(s, redis_conn, backend)
     for i in range(8):
         await xadd(redis_conn, s.segments_stream, clip_job(f"f{i}", 0), 1000)
-    q = await queue(redis_conn, s.segments_stream, "transcriber", a.consumer)
+    q = await queue(redis_conn, s.segments_stream, keys.TRANSCRIBER_GROUP, a.consumer)
     assert q.free == 2 and q.lag in (8, None)  # None: Redis 6 has no lag
     await asyncio.gather(a.step(), b.step())
     if not fair:  # what fair sharing mends: the first worker took the whole burst, the other idled
@@ -109,7 +110,7 @@ async def test_a_second_transcriber_gets_half_of_a_burst(
             if isinstance(e := from_fields(f), TranscriptEvent) and e.final
         ]
         assert word_errors(truth, final.text).wer <= 0.1
-    assert (await redis_conn.xpending(s.segments_stream, "transcriber"))["pending"] == 0
+    assert (await redis_conn.xpending(s.segments_stream, keys.TRANSCRIBER_GROUP))["pending"] == 0
     assert len(await redis_conn.xrange(s.transcripts_stream)) == 8
 
 
@@ -122,7 +123,7 @@ async def test_a_busy_transcriber_leaves_the_rest_to_a_free_one(
     for i in range(6):
         await xadd(redis_conn, s.segments_stream, clip_job(f"g{i}", 0), 1000)
     held = await a.fetch([s.segments_stream], 2, None)  # a holds 2 (as if decoding them)
-    q = await queue(redis_conn, s.segments_stream, "transcriber", b.consumer)
+    q = await queue(redis_conn, s.segments_stream, keys.TRANSCRIBER_GROUP, b.consumer)
     assert q.free == 1 and q.share(8) == (4 if q.lag is not None else 8)
     await b.step()
     assert b.done["final"] == 4
@@ -135,8 +136,8 @@ async def test_finals_behind_shed_partials(
 ) -> None:
     s = settings(redis_url, partial_shed_wait_s=1.0, partial_shed_for_s=30.0)
     w = TranscriberWorker(s, redis_conn, backend, "shed")
-    await ensure_group(redis_conn, s.segments_stream, "transcriber")
-    await ensure_group(redis_conn, s.partials_stream, "transcriber")
+    await ensure_group(redis_conn, s.segments_stream, keys.TRANSCRIBER_GROUP)
+    await ensure_group(redis_conn, s.partials_stream, keys.TRANSCRIBER_GROUP)
     # A final that has waited 5 s in the stream (its id is Redis's clock when it was added).
     secs, _ = await redis_conn.time()
     old_id = f"{(int(secs) - 5) * 1000}-0"
@@ -148,7 +149,7 @@ async def test_finals_behind_shed_partials(
     assert w.done["final"] == 1 and w.shed_until > time.monotonic()
     await w.step()  # the partial: shed, acknowledged, not decoded
     assert w.done["shed"] == 1 and w.done["partial"] == 0
-    assert (await redis_conn.xpending(s.partials_stream, "transcriber"))["pending"] == 0
+    assert (await redis_conn.xpending(s.partials_stream, keys.TRANSCRIBER_GROUP))["pending"] == 0
     assert not await redis_conn.xrange(s.events_key("s2"))
     # Once finals are on time again (the window has passed), partials are decoded.
     w.shed_until = 0.0

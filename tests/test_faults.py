@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from shared import keys
 from tests.client import FRAME_BYTES, collect, finals
 from tests.faults_util import (
     Client,
@@ -67,7 +68,7 @@ def transcriber_names(c: Cluster) -> list[str]:
 
 def busy_transcriber(c: Cluster) -> str | None:
     """A live transcriber that has finals delivered and not yet acknowledged (it is decoding one)."""
-    for consumer, n in c.pending("segments", "transcriber").items():
+    for consumer, n in c.pending(keys.SEGMENTS, keys.TRANSCRIBER_GROUP).items():
         name = c.name_of_consumer(consumer)
         if n and name:
             return name
@@ -88,7 +89,7 @@ async def test_kill_9_of_a_transcriber_mid_segment_loses_and_repeats_nothing(
     c.kill(victim)
     assert c.procs[victim].returncode == -9
     # What the dead consumer still held (it may have acknowledged its segment just before the kill).
-    in_flight = c.pending("segments", "transcriber").get(c.consumer(victim), 0)
+    in_flight = c.pending(keys.SEGMENTS, keys.TRANSCRIBER_GROUP).get(c.consumer(victim), 0)
     [survivor] = transcriber_names(c)
 
     assert await client.wait_end_or_drop(120), c.logs()
@@ -98,8 +99,10 @@ async def test_kill_9_of_a_transcriber_mid_segment_loses_and_repeats_nothing(
     assert c.audio_seconds(client.sid) == CUT_S
     if in_flight:
         assert "reclaimed stream=segments" in c.log(survivor), (in_flight, c.logs())
-    assert not c.pending("segments", "transcriber").get(c.consumer(victim)), "nothing left with the dead"
-    assert not c.r.xlen("deadletter")
+    assert not c.pending(keys.SEGMENTS, keys.TRANSCRIBER_GROUP).get(c.consumer(victim)), (
+        "nothing left with the dead"
+    )
+    assert not c.r.xlen(keys.DEADLETTER)
 
 
 async def test_redis_restart_mid_stream_keeps_the_whole_transcript(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from shared import keys
 from shared.housekeeping import done_before, forget_gone_consumers, leave_group, trim_acknowledged
 from tests.client import stream
 from tests.faults_util import Client, Cluster, start_cluster, wait_for
@@ -76,7 +77,7 @@ async def test_after_a_lecture_the_work_streams_are_empty_and_restarts_leave_no_
     try:
         got = await stream(c.ws, lecture1.pcm[: 20 * 32000], start={"type": "start", "language": "en"})
         assert got[-1] == {"type": "end"} and any(m["type"] == "transcript" and m["final"] for m in got)
-        work = ("sessions", "segments", "segments:partial", "transcripts")
+        work = keys.WORK_STREAMS
 
         def lengths() -> dict[str, int]:
             return {s: c.r.xlen(s) for s in work}
@@ -87,8 +88,8 @@ async def test_after_a_lecture_the_work_streams_are_empty_and_restarts_leave_no_
             c.stop(name)
             c.start(name)
             c.wait_ready(name)
-            group = "transcriber" if name.startswith("transcriber") else "alerts"
-            stream_name = "segments" if group == "transcriber" else "transcripts"
+            group = keys.TRANSCRIBER_GROUP if name.startswith("transcriber") else keys.ALERTS_GROUP
+            stream_name = keys.SEGMENTS if group == keys.TRANSCRIBER_GROUP else keys.TRANSCRIPTS
             consumers = [x["name"].decode() for x in c.r.xinfo_consumers(stream_name, group)]
             assert old not in consumers and c.consumer(name) in consumers, consumers
     finally:
@@ -108,14 +109,10 @@ async def test_partials_waiting_for_a_transcriber_are_bounded(tmp_path: Path, le
         await client.send_audio(lecture1.pcm[: 40 * 32000], speed=2)  # paced: the VAD sees utterances grow
 
         def added() -> int:
-            return (
-                int(c.r.xinfo_stream("segments:partial")["entries-added"])
-                if c.r.exists("segments:partial")
-                else 0
-            )
+            return int(c.r.xinfo_stream(keys.PARTIALS)["entries-added"]) if c.r.exists(keys.PARTIALS) else 0
 
         await asyncio.to_thread(wait_for, lambda: added() >= 12, 60, "a dozen partials from the VAD")
-        assert c.r.xlen("segments:partial") <= 5
+        assert c.r.xlen(keys.PARTIALS) <= 5
     finally:
         await client.disconnect()
         c.close()

@@ -10,6 +10,7 @@ import pytest
 from services.gateway import languages
 from services.gateway.languages import Support
 from services.transcriber.models import WHISPER_LANGUAGES
+from shared import keys
 
 
 @pytest.fixture(autouse=True)
@@ -21,7 +22,7 @@ def fresh(monkeypatch) -> None:
 
 async def beat(r, consumer: str, model: str, langs: list[str] | None) -> None:
     info = {"backend": "local", "model": model, "languages": langs}
-    await r.set(f"heartbeat:transcriber:{consumer}", json.dumps(info), ex=10)
+    await r.set(keys.heartbeat("transcriber", consumer), json.dumps(info), ex=10)
 
 
 def test_problem_names_the_model() -> None:
@@ -32,7 +33,7 @@ def test_problem_names_the_model() -> None:
 
 
 async def test_before_any_transcriber_the_configuration_says(client, r) -> None:
-    async for key in r.scan_iter(match="heartbeat:transcriber:*"):
+    async for key in r.scan_iter(match=keys.heartbeat("transcriber", "*")):
         await r.delete(key)
     body = await (await client.get("/api/languages")).json()
     assert body == {
@@ -54,7 +55,7 @@ async def test_every_transcriber_must_support_a_language(client, r) -> None:
     body = await (await client.get("/api/languages")).json()
     assert body["languages"] == ["en"] and body["model"] == "base, tiny.en"
     for c in ("t-base", "t-tiny"):
-        await r.delete(f"heartbeat:transcriber:{c}")
+        await r.delete(keys.heartbeat("transcriber", c))
 
 
 async def test_an_unsupported_language_is_refused_at_start(client, r) -> None:
@@ -68,4 +69,4 @@ async def test_an_unsupported_language_is_refused_at_start(client, r) -> None:
     await ws.send_str(json.dumps({"type": "stop"}))
     assert await ws.receive_json(timeout=10) == {"type": "end"}
     await ws.close()
-    await r.delete("heartbeat:transcriber:t-tiny2")
+    await r.delete(keys.heartbeat("transcriber", "t-tiny2"))

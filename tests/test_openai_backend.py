@@ -15,6 +15,7 @@ from aiohttp import web
 
 from services.transcriber.backends import OpenAIBackend
 from services.transcriber.worker import TranscriberWorker
+from shared import keys
 from shared.messages import SegmentJob, SessionConfig, TranscriptEvent, TranscriptRecord, from_fields
 from shared.settings import DEFAULT_LECTURE_PROMPT, TranscriberSettings
 from shared.streams import xadd
@@ -103,7 +104,7 @@ async def test_openai_backend_end_to_end(redis_url: str, fake_openai: tuple[str,
     [(_, fields)] = await r.xrange(s.transcripts_stream)
     record = from_fields(fields)
     assert isinstance(record, TranscriptRecord) and record.transcript == event and record.sid == "oai1"
-    assert await r.xpending(s.segments_stream, "transcriber") == {
+    assert await r.xpending(s.segments_stream, keys.TRANSCRIBER_GROUP) == {
         "pending": 0,
         "min": None,
         "max": None,

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.gateway.app import make_app
 from services.gateway.owners import OWNER_HEADER, digest
+from shared import keys
 from shared.archive import Archive
 from shared.db import connect_pool
 from shared.messages import SessionConfig, TranscriptEvent
@@ -135,7 +136,7 @@ async def test_upload_progress_is_its_owners(client: TestClient, r) -> None:  # 
     sid = "upl" + secrets.token_hex(8)
     await SessionStore(r, GatewaySettings()).create(sid, Config(), digest(A))
     await r.hset(
-        f"upload:{sid}", mapping={"status": "feeding", "fed_s": 1, "updated": 0, "filename": "a.mp3"}
+        keys.upload(sid), mapping={"status": "feeding", "fed_s": 1, "updated": 0, "filename": "a.mp3"}
     )
     assert (await client.get(f"/api/uploads/{sid}", headers=as_owner(A))).status == 200
     for other in (B, None):

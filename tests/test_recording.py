@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from services.gateway.owners import OWNER_HEADER, digest
 from services.gateway.sessions import SessionStore
 from services.vad.recording import Recording, encode, orphan_spools
+from shared import keys
 from shared.messages import SessionConfig
 from shared.recordings import opus_path, spool_path
 from shared.settings import GatewaySettings
@@ -69,7 +70,7 @@ async def test_audio_route_serves_ranges_to_the_owner_only(client: TestClient, r
     key = "owner-" + secrets.token_urlsafe(16)
     sid = "rec" + secrets.token_hex(8)
     await SessionStore(r, s).create(sid, SessionConfig(), digest(key))
-    await r.hset(f"session:{sid}", "status", "ended")
+    await r.hset(keys.session(sid), "status", "ended")
     rec = Recording(opus_path(s, sid).parent, sid)
     rec.open_at(0)
     rec.append(tone(5.0))
@@ -97,7 +98,7 @@ async def test_audio_of_a_lecture_still_recording_is_a_409(client: TestClient, r
     await SessionStore(r, s).create(sid, SessionConfig())
     resp = await client.get(f"/api/sessions/{sid}/audio")
     assert resp.status == 409 and "still being recorded" in (await resp.json())["error"]
-    await r.hset(f"session:{sid}", "status", "ended")
+    await r.hset(keys.session(sid), "status", "ended")
     assert not spool_path(s, sid).exists()
     assert (await client.get(f"/api/sessions/{sid}/audio")).status == 404
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import keys
 from tests.faults_util import Client, Cluster, alert_categories, check_transcript, finish, wait_for
 from tests.sentinel_util import MASTER_NAME, SentinelSet
 from tests.util import Lecture
@@ -65,4 +66,4 @@ async def test_sigkill_of_the_master_mid_lecture_loses_no_final(
     assert alert_categories(client.conns) == ["deadline", "exam", "quiz"]
     logs = c.logs()
     assert "Traceback" not in logs, logs
-    wait_for(lambda: c.r.get("heartbeat:vad:" + c.consumer("vad")), 30, "the VAD on the new master")
+    wait_for(lambda: c.r.get(keys.heartbeat("vad", c.consumer("vad"))), 30, "the VAD on the new master")

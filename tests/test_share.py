@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway.app import make_app
 from services.gateway.owners import OWNER_HEADER, digest
 from services.gateway.sessions import SessionStore
+from shared import keys
 from shared.messages import AlertEvent, AlertsDone, SessionConfig, TranscriptEvent, to_fields
 from shared.settings import GatewaySettings
 
@@ -66,7 +67,7 @@ async def test_only_the_owner_shares_and_a_share_reads_only_its_session(
     assert (await c.post(f"/api/sessions/{sid}/share", headers={OWNER_HEADER: B})).status == 404
     assert (await c.post(f"/api/sessions/{sid}/share")).status == 404
     token = await share(c, sid)
-    await r.xadd(f"events:{sid}", event(0))
+    await r.xadd(keys.events(sid), event(0))
     assert (await c.get(f"/api/sessions/{sid}?share={token}")).status == 200
     assert (await c.get(f"/api/sessions/{sid}/transcript.txt?share={token}")).status == 200
     assert (await c.get(f"/api/sessions/{other}?share={token}")).status == 404  # not another session
@@ -84,7 +85,7 @@ async def test_a_follower_joining_late_gets_everything_from_the_start(
 ) -> None:
     sid = await lecture(r, A)
     token = await share(c, sid)
-    key = f"events:{sid}"
+    key = keys.events(sid)
     await r.xadd(key, event(0, final=False))
     await r.xadd(key, event(0))
     await r.xadd(key, event(0, final=False))  # a late partial after its final: never shown
@@ -108,7 +109,7 @@ async def test_a_follower_joining_late_gets_everything_from_the_start(
 async def test_followers_are_bounded_per_session(c: TestClient, r: aioredis.Redis) -> None:
     sid = await lecture(r, A)
     token = await share(c, sid)
-    await r.xadd(f"events:{sid}", event(0))
+    await r.xadd(keys.events(sid), event(0))
     held = [await c.ws_connect(f"/ws/follow?share={token}") for _ in range(2)]
     for ws in held:
         assert (await ws.receive_json(timeout=10))["type"] == "session"
@@ -144,7 +145,7 @@ async def test_follow_a_lecture_only_the_archive_has(
         )
     await archive.end_session(sid, 3)
     await pool.close()
-    await r.delete(f"session:{sid}", f"events:{sid}")  # Redis's retention is over
+    await r.delete(keys.session(sid), keys.events(sid))  # Redis's retention is over
     ws = await c.ws_connect(f"/ws/follow?share={token}")
     got = await read_until_end(ws)
     assert [m["text"] for m in got if m["type"] == "transcript"] == ["kept 0", "kept 1", "kept 2"]
@@ -155,7 +156,7 @@ async def test_a_follower_that_does_not_read_holds_nobody_up(c: TestClient, r: a
     owner's own connection get everything and the end; the stuck one is cut off (its own queue)."""
     sid = await lecture(r, A)
     token = await share(c, sid)
-    key = f"events:{sid}"
+    key = keys.events(sid)
     long_text = "word " * 1600  # ~8 kB a final: 6.4 MB in all, far beyond the socket buffers
     stuck = await c.ws_connect(f"/ws/follow?share={token}")  # never read below
     reader = await c.ws_connect(f"/ws/follow?share={token}")
@@ -169,7 +170,7 @@ async def test_a_follower_that_does_not_read_holds_nobody_up(c: TestClient, r: a
         await pipe.execute()
     got = await read_until_end(reader)
     assert sum(m["type"] == "transcript" for m in got) == 800
-    await r.hset(f"session:{sid}", "status", "stopping")  # its stop was received
+    await r.hset(keys.session(sid), "status", "stopping")  # its stop was received
     owner = await c.ws_connect("/ws/transcribe")  # the owner resuming: the whole lecture, then end
     await owner.send_json({"type": "start", "owner": A, "session": sid})
     owner_got = await read_until_end(owner)

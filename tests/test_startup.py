@@ -10,6 +10,7 @@ import time
 import pytest
 import redis
 
+from shared import keys
 from shared.redis_server import start_redis
 from tests.util import ROOT, free_port
 
@@ -40,7 +41,7 @@ def test_service_waits_for_redis_with_backoff(service: str, tmp_path) -> None:
         assert len(lines) <= 2 + elapsed / 0.2, "no hot loop: retries back off"
         redis_proc = start_redis(port, tmp_path / "redis")
         client = redis.Redis(port=port)
-        wait_for(lambda: bool(client.keys(f"heartbeat:{service}:*")), 30, "the service's heartbeat")
+        wait_for(lambda: bool(client.keys(keys.heartbeat(service, "*"))), 30, "the service's heartbeat")
         assert proc.poll() is None
     finally:
         proc.terminate()

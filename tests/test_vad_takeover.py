@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from shared import keys
 from tests.audio_util import opus_seconds
 from tests.client import FRAME_BYTES, collect, finals
 from tests.faults_util import Cluster, wait_for
@@ -37,7 +38,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 def owner(c: Cluster, sid: str) -> str:
     """The name of the VAD process holding the session's lease."""
-    lease = c.r.get(f"vadlease:{sid}")
+    lease = c.r.get(keys.vad_lease(sid))
     assert lease is not None, "the session has an owner"
     pid = int(lease.decode().rsplit("-", 1)[1])
     return next(n for n in c.procs if n.startswith("vad") and c.pid(n) == pid)

@@ -13,6 +13,7 @@ from aiohttp import FormData
 from aiohttp.test_utils import TestClient
 
 from services.gateway import voices
+from shared import keys
 from tests.util import DATA
 
 OWNER_A = {"X-ClassRec-Owner": "owner-a-0123456789abcdef"}
@@ -49,9 +50,9 @@ async def test_enrol_list_delete_per_owner(client: TestClient, r: aioredis.Redis
     assert "embedding" not in listed["voices"][0]
     assert (await (await client.get("/api/voices", headers=OWNER_B)).json())["voices"] == []
     # the embedding is kept under the hashed owner key, never the key itself
-    keys = [k.decode() async for k in r.scan_iter(match="voices:*")]
-    assert voices.voices_key(OWNER_A["X-ClassRec-Owner"]) in keys
-    assert not any(OWNER_A["X-ClassRec-Owner"] in k for k in keys)
+    stored = [k.decode() async for k in r.scan_iter(match=keys.voices("*"))]
+    assert voices.voices_key(OWNER_A["X-ClassRec-Owner"]) in stored
+    assert not any(OWNER_A["X-ClassRec-Owner"] in k for k in stored)
     assert await voices.voice_for(r, OWNER_A["X-ClassRec-Owner"], voice) is not None
     assert await voices.voice_for(r, OWNER_B["X-ClassRec-Owner"], voice) is None
     assert (await client.delete(f"/api/voices/{voice}", headers=OWNER_B)).status == 404
