@@ -15,10 +15,12 @@ import os
 import socket
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 import redis.sentinel
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -111,8 +113,24 @@ async def ensure_group(r: aioredis.Redis, stream: str, group: str, start_id: str
             raise
 
 
+def stage(
+    r: aioredis.Redis | Pipeline, stream: str, msg: Msg | dict, maxlen: int, *, exact: bool = False
+) -> Any:
+    """The one way an entry is added to a stream: XADD of `msg` (a model, or entry fields as they
+    are, for the dead-letter stream) trimmed to about `maxlen` (`MAXLEN ~`: Redis drops whole
+    nodes of entries, which costs nothing). On a pipeline the command is staged (queued with the
+    rest of its transaction); on a client it returns the awaitable.
+
+    `exact=True` trims to exactly `maxlen` (entry by entry inside a node: slower). Only for a bound
+    near or below a node's size (`stream-node-max-entries`, 100 by default): `~` keeps up to a
+    node more than the bound, and never trims a stream shorter than one node."""
+    fields = to_fields(msg) if isinstance(msg, Msg) else msg
+    return r.xadd(stream, fields, maxlen=maxlen, approximate=not exact)
+
+
 async def xadd(r: aioredis.Redis, stream: str, msg: Msg, maxlen: int) -> None:
-    await r.xadd(stream, to_fields(msg), maxlen=maxlen, approximate=True)
+    """`stage` on a client, awaited."""
+    await stage(r, stream, msg, maxlen)
 
 
 def consumer_name(service: str) -> str:
@@ -286,9 +304,7 @@ class StreamWorker:
         """Move an entry that cannot be handled to the dead-letter stream, so it is kept, not lost."""
         dead = {**fields, "origin": stream, "origin_id": entry_id, "group": self.group, "reason": reason}
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.settings.deadletter_stream, dead, maxlen=self.settings.stream_maxlen, approximate=True
-            )
+            stage(pipe, self.settings.deadletter_stream, dead, self.settings.stream_maxlen)
             pipe.xack(stream, self.group, entry_id)
             await pipe.execute()
         log.error("dead-lettered stream=%s id=%s reason=%s", stream, entry_id.decode(), reason)

@@ -30,11 +30,10 @@ from shared.messages import (
     SessionEnded,
     TranscriptRecord,
     VadDone,
-    to_fields,
 )
 from shared.service import heartbeat
 from shared.settings import AlertsSettings
-from shared.streams import StreamWorker
+from shared.streams import StreamWorker, stage
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 24 * 3600
@@ -113,16 +112,14 @@ class AlertsWorker(StreamWorker):
             # For the archive worker (only when there is an archive: nobody else reads that stream).
             archive = self.cfg.alerts_stream if self.cfg.database_url else None
             for a in alerts:
-                pipe.xadd(events, to_fields(a), maxlen=maxlen)
+                stage(pipe, events, a, maxlen)
                 if archive:
-                    pipe.xadd(
-                        archive, to_fields(AlertRecord(sid=sid, alert=a)), maxlen=maxlen, approximate=True
-                    )
+                    stage(pipe, archive, AlertRecord(sid=sid, alert=a), maxlen)
             if done:
-                pipe.xadd(events, to_fields(AlertsDone(segments=nxt)), maxlen=maxlen)
+                stage(pipe, events, AlertsDone(segments=nxt), maxlen)
                 if archive:
                     ended = SessionEnded(sid=sid, segments=nxt)
-                    pipe.xadd(archive, to_fields(ended), maxlen=maxlen, approximate=True)
+                    stage(pipe, archive, ended, maxlen)
                 pipe.expire(events, self.cfg.session_retention_s)  # the transcript is kept this long
             state: dict[str, str | int] = {"next": nxt, "done": int(done)}
             if det is not None:

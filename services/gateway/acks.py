@@ -36,8 +36,9 @@ import redis.asyncio as aioredis
 
 from services.gateway.sessions import LIVE, STOPPING
 from shared import keys
-from shared.messages import AckEvent, AudioChunk, AudioStop, Msg, to_fields
+from shared.messages import AckEvent, AudioChunk, AudioStop, Msg
 from shared.settings import GatewaySettings
+from shared.streams import stage
 
 log = logging.getLogger(__name__)
 BYTES_PER_S = 32_000  # PCM16 mono 16 kHz
@@ -132,12 +133,7 @@ class AudioLog:
     async def stop(self) -> None:
         """The end of the session's audio, in one step with its status: no audio can follow it."""
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.s.audio_key(self.sid),
-                to_fields(AudioStop(seq=self.frames)),
-                maxlen=self.s.stream_maxlen,
-                approximate=True,
-            )
+            stage(pipe, self.s.audio_key(self.sid), AudioStop(seq=self.frames), self.s.stream_maxlen)
             pipe.hset(self.keys[0], "status", STOPPING)
             await pipe.execute()
 

@@ -19,8 +19,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from shared import keys
-from shared.messages import AudioStop, SessionConfig, to_fields
+from shared.messages import AudioStop, SessionConfig
 from shared.settings import GatewaySettings
+from shared.streams import stage
 
 DETACH_LUA = """
 if (redis.call('HGET', KEYS[1], 'conn') or '') ~= ARGV[1] then return 0 end
@@ -82,7 +83,7 @@ class SessionStore:
                 pipe.multi()
                 pipe.hset(key, "status", STOPPING)
                 pipe.hdel(key, "detached")
-                pipe.xadd(self.s.audio_key(sid), to_fields(AudioStop(seq=seq)), maxlen=self.s.stream_maxlen)
+                stage(pipe, self.s.audio_key(sid), AudioStop(seq=seq), self.s.stream_maxlen)
                 await pipe.execute()
                 return True
             except WatchError:

@@ -16,7 +16,8 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from shared import keys
-from shared.messages import SAMPLE_RATE, ErrorEvent, SegmentJob, SessionEvent, to_fields
+from shared.messages import SAMPLE_RATE, ErrorEvent, SegmentJob, SessionEvent
+from shared.streams import stage
 
 log = logging.getLogger(__name__)
 AUTO = "auto"
@@ -68,7 +69,7 @@ async def _detected(
     if not job.final and len(audio) < DETECT_MIN_S * SAMPLE_RATE:
         return language  # too little speech to decide the session on; good enough for this partial
     if await r.set(keys.language(job.sid), language, nx=True, ex=STATE_TTL_S):
-        await r.xadd(events_key, to_fields(SessionEvent(session=job.sid, language=language)), maxlen=maxlen)
+        await stage(r, events_key, SessionEvent(session=job.sid, language=language), maxlen)
         log.info("sid=%s seg=%d language detected=%s p=%.2f", job.sid, job.segment, language, prob)
         return language
     return (await r.get(keys.language(job.sid)) or language.encode()).decode()
@@ -84,7 +85,7 @@ async def tell_unsupported(
             message=f"the server's model {e.model} cannot transcribe language {e.language!r}; "
             "nothing is transcribed in another language instead",
         )
-        await r.xadd(events_key, to_fields(error), maxlen=maxlen)
+        await stage(r, events_key, error, maxlen)
         log.warning(
             "sid=%s seg=%d language=%s unsupported by model=%s", job.sid, job.segment, e.language, e.model
         )

@@ -27,10 +27,10 @@ from services.transcriber.guards import drop_doubled, keep_pieces
 from services.transcriber.languages import LanguageUnsupported, session_language, tell_unsupported
 from services.transcriber.types import Piece, Request, Result
 from shared import keys, metrics
-from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord, to_fields
+from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord
 from shared.service import heartbeat
 from shared.settings import TranscriberSettings
-from shared.streams import StreamWorker
+from shared.streams import StreamWorker, stage
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 6 * 3600
@@ -226,8 +226,8 @@ class TranscriberWorker(StreamWorker):
         )
         record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.cfg.events_key(job.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
-            pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
+            stage(pipe, self.cfg.events_key(job.sid), event, self.cfg.stream_maxlen)
+            stage(pipe, self.cfg.transcripts_stream, record, self.cfg.stream_maxlen)
             pipe.hdel(keys.agreement(job.sid), str(job.segment))
             if text and self.cfg.prompt_context_chars:
                 pipe.append(keys.context(job.sid), " " + text)
@@ -257,7 +257,7 @@ class TranscriberWorker(StreamWorker):
             segment=job.segment, start=job.start, end=job.end, text=text, final=False, stable=stable
         )
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.cfg.events_key(job.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
+            stage(pipe, self.cfg.events_key(job.sid), event, self.cfg.stream_maxlen)
             pipe.hset(key, str(job.segment), json.dumps(agreement.to_dict()))
             pipe.expire(key, STATE_TTL_S)
             await pipe.execute()
@@ -276,9 +276,9 @@ class TranscriberWorker(StreamWorker):
         )
         record = TranscriptRecord(sid=msg.sid, transcript=event, config=msg.config)
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(self.cfg.events_key(msg.sid), to_fields(error), maxlen=self.cfg.stream_maxlen)
-            pipe.xadd(self.cfg.events_key(msg.sid), to_fields(event), maxlen=self.cfg.stream_maxlen)
-            pipe.xadd(self.cfg.transcripts_stream, to_fields(record), maxlen=self.cfg.stream_maxlen)
+            stage(pipe, self.cfg.events_key(msg.sid), error, self.cfg.stream_maxlen)
+            stage(pipe, self.cfg.events_key(msg.sid), event, self.cfg.stream_maxlen)
+            stage(pipe, self.cfg.transcripts_stream, record, self.cfg.stream_maxlen)
             await pipe.execute()
         log.error("sid=%s seg=%d dead-lettered; the session was told", msg.sid, msg.segment)
 

@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 
 from services.voice.embedder import EMBEDDING_DIM, WINDOW_SAMPLES, Embedder
 from services.voice.lock import LECTURER, OTHER, LockConfig, Piece, pieces, window_starts
-from shared.messages import SAMPLE_RATE, SessionConfig, TranscriptEvent, TranscriptRecord, to_fields
+from shared.messages import SAMPLE_RATE, SessionConfig, TranscriptEvent, TranscriptRecord
+from shared.streams import stage
 
 if TYPE_CHECKING:
     from services.vad.segmenter import Utterance
@@ -120,8 +121,8 @@ def write_dropped(
     t0, t1 = round(start / SAMPLE_RATE, 3), round((start + n) / SAMPLE_RATE, 3)
     event = TranscriptEvent(segment=seg, start=t0, end=t1, text="", final=True, speaker=OTHER)
     record = TranscriptRecord(sid=sid, transcript=event, config=config)
-    pipe.xadd(cfg.events_key(sid), to_fields(event), maxlen=cfg.stream_maxlen)
-    pipe.xadd(cfg.transcripts_stream, to_fields(record), maxlen=cfg.stream_maxlen)
+    stage(pipe, cfg.events_key(sid), event, cfg.stream_maxlen)
+    stage(pipe, cfg.transcripts_stream, record, cfg.stream_maxlen)
 
 
 def config(settings: Any) -> LockConfig:

@@ -39,12 +39,11 @@ from shared.messages import (
     SessionOpened,
     VadDone,
     from_fields,
-    to_fields,
 )
 from shared.recordings import audio_dir
 from shared.service import heartbeat
 from shared.settings import VadSettings
-from shared.streams import StreamWorker
+from shared.streams import StreamWorker, stage
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 6 * 3600
@@ -229,11 +228,11 @@ class VadWorker(StreamWorker):
                     self.write_final(pipe, state, piece)
             if done:
                 n = state.index(state.segmenter.next_index)
-                pipe.xadd(
+                stage(
+                    pipe,
                     self.cfg.transcripts_stream,
-                    to_fields(VadDone(sid=state.sid, segments=n)),
-                    maxlen=self.cfg.stream_maxlen,
-                    approximate=True,
+                    VadDone(sid=state.sid, segments=n),
+                    self.cfg.stream_maxlen,
                 )
                 pipe.srem(keys.VAD_SESSIONS, state.sid)
                 pipe.delete(keys.vad_state(state.sid), self.cfg.audio_key(state.sid))
@@ -259,9 +258,7 @@ class VadWorker(StreamWorker):
         else:
             job = self.job(state, seg, start, audio, final=True)
             job.speaker = speaker  # type: ignore[assignment]
-            pipe.xadd(
-                self.cfg.segments_stream, to_fields(job), maxlen=self.cfg.stream_maxlen, approximate=True
-            )
+            stage(pipe, self.cfg.segments_stream, job, self.cfg.stream_maxlen)
         pipe.hset(self.cfg.partials_key(state.sid), str(seg), "final")
         pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
 
@@ -302,9 +299,9 @@ class VadWorker(StreamWorker):
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(self.cfg.partials_key(state.sid), str(seg), state.partial_rev)
             pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
-            pipe.xadd(
-                self.cfg.partials_stream, to_fields(job), maxlen=self.cfg.partials_maxlen, approximate=False
-            )
+            # Exact: each partial is ~100 KB and the bound small (200; 5 in test_housekeeping), which
+            # `~` would overshoot by up to a node of 100 entries, or not apply below one node.
+            stage(pipe, self.cfg.partials_stream, job, self.cfg.partials_maxlen, exact=True)
             await pipe.execute()
 
     def job(

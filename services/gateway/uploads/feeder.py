@@ -34,10 +34,9 @@ from shared.messages import (
     SessionConfig,
     SessionOpened,
     StartMessage,
-    to_fields,
 )
 from shared.settings import GatewaySettings
-from shared.streams import REDIS_DOWN, xadd
+from shared.streams import REDIS_DOWN, stage, xadd
 
 log = logging.getLogger(__name__)
 MAX_AUDIO_S = 6 * 3600  # decoded audio beyond this is not fed (a tiny file can decode to hours)
@@ -204,12 +203,7 @@ class Feeder:
     async def write(self, pcm: bytes) -> None:
         self.samples += len(pcm) // 2
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.s.audio_key(self.sid),
-                to_fields(AudioChunk(seq=self.seq, pcm=pcm)),
-                maxlen=self.s.stream_maxlen,
-                approximate=True,
-            )
+            stage(pipe, self.s.audio_key(self.sid), AudioChunk(seq=self.seq, pcm=pcm), self.s.stream_maxlen)
             pipe.hset(upload_key(self.sid), mapping={"fed_s": round(self.fed_s, 3), "updated": time.time()})
             await pipe.execute()
         self.seq += 1
@@ -269,12 +263,7 @@ class Feeder:
         """AudioStop: the session ends with the audio fed so far."""
         self.status = TRANSCRIBING
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.xadd(
-                self.s.audio_key(self.sid),
-                to_fields(AudioStop(seq=self.seq)),
-                maxlen=self.s.stream_maxlen,
-                approximate=True,
-            )
+            stage(pipe, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
             pipe.hset(SessionStore(self.r, self.s).key(self.sid), "status", STOPPING)
             fields: dict[str, Any] = {
                 "status": TRANSCRIBING,
