@@ -14,8 +14,8 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from shared.redis_errors import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def update_queue_gauges(r: aioredis.Redis, streams: list[str]) -> None:
     for stream in streams:
         try:
             groups = await r.xinfo_groups(stream)
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except REDIS_DOWN:
             return
         except Exception:  # the stream does not exist yet
             continue

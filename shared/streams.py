@@ -31,12 +31,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared import housekeeping, metrics
 from shared.messages import Msg, from_fields, to_fields
+from shared.redis_errors import REDIS_DOWN
 from shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_S = 5.0
 HOUSEKEEPING_INTERVAL_S = 2.0  # acknowledged entries leave the work streams within about this
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 def connect(settings: CommonSettings) -> aioredis.Redis:

@@ -21,19 +21,17 @@ import time
 from typing import TextIO
 
 import redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.watch.figures import Snapshot, snapshot
 from services.watch.follow import follow
 from services.watch.render import redact, render
+from shared.redis_errors import REDIS_DOWN
 from shared.settings import CommonSettings
 from shared.streams import connect_sync
 
 LAG_SINCE_MAJOR = 7  # XINFO GROUPS reports lag and entries-read from Redis 7 on
 TOP = 3  # per-session streams shown one by one, per prefix
 CLEAR = "\x1b[H\x1b[2J"
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 NAME_WIDTH = 44
 
 

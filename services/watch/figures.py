@@ -7,15 +7,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from shared.settings import CommonSettings
 
 LAG_SINCE_MAJOR = 7  # XINFO GROUPS reports lag and entries-read from Redis 7 on
 TOP = 3  # per-session streams shown one by one, per prefix
 CLEAR = "\x1b[H\x1b[2J"
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 NAME_WIDTH = 44
 
 

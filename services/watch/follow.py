@@ -9,9 +9,7 @@ from datetime import datetime
 from typing import TextIO
 
 import redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from services.watch.figures import as_str
 from services.watch.render import redact
@@ -30,12 +28,12 @@ from shared.messages import (
     VadDone,
     from_fields,
 )
+from shared.redis_errors import REDIS_DOWN
 from shared.settings import CommonSettings
 
 LAG_SINCE_MAJOR = 7  # XINFO GROUPS reports lag and entries-read from Redis 7 on
 TOP = 3  # per-session streams shown one by one, per prefix
 CLEAR = "\x1b[H\x1b[2J"
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 NAME_WIDTH = 44
 
 

@@ -6,15 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from services.watch.figures import GroupStat, PrefixStat, Snapshot, StreamStat
 
 LAG_SINCE_MAJOR = 7  # XINFO GROUPS reports lag and entries-read from Redis 7 on
 TOP = 3  # per-session streams shown one by one, per prefix
 CLEAR = "\x1b[H\x1b[2J"
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 NAME_WIDTH = 44
 
 
