@@ -34,11 +34,10 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from services.gateway.sessions import LIVE, STOPPING
+from services.gateway.sessions import LIVE, SessionStore
 from shared import keys
-from shared.messages import AckEvent, AudioChunk, AudioStop, Msg
+from shared.messages import AckEvent, AudioChunk, Msg
 from shared.settings import GatewaySettings
-from shared.streams import stage
 
 log = logging.getLogger(__name__)
 BYTES_PER_S = 32_000  # PCM16 mono 16 kHz
@@ -92,7 +91,8 @@ class AudioLog:
         self, r: aioredis.Redis, settings: GatewaySettings, sid: str, pos: int, frames: int = 0
     ) -> None:
         self.r, self.s, self.sid, self.pos = r, settings, sid, pos
-        self.keys = [keys.session(sid), settings.audio_key(sid)]
+        self.store = SessionStore(r, settings)
+        self.keys = [self.store.key(sid), settings.audio_key(sid)]
         self.frames = frames  # entries the session's audio has (the seq of the next), as last seen
         self._script = r.register_script(APPEND_LUA)
         self._prefix = entry_json_prefix()
@@ -132,10 +132,7 @@ class AudioLog:
 
     async def stop(self) -> None:
         """The end of the session's audio, in one step with its status: no audio can follow it."""
-        async with self.r.pipeline(transaction=True) as pipe:
-            stage(pipe, self.s.audio_key(self.sid), AudioStop(seq=self.frames), self.s.stream_maxlen)
-            pipe.hset(self.keys[0], "status", STOPPING)
-            await pipe.execute()
+        await self.store.stop(self.sid, self.frames)
 
 
 class Acker:

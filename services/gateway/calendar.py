@@ -33,19 +33,18 @@ from datetime import time as dtime
 import icalendar
 from aiohttp import web
 
-from services.gateway import state
 from services.gateway.errors import ApiError
+from services.gateway.events import alert_ident
 from services.gateway.flag_formats import clock
 from services.gateway.history.formats import CATEGORY_NAMES
 from services.gateway.history.routes import load
 from services.gateway.sessions import SID_RE
-from shared.messages import AlertEvent, from_fields
+from shared.messages import AlertEvent
 
 log = logging.getLogger(__name__)
 
 ALARM_CATEGORIES = frozenset({"exam", "deadline"})
 EVENT_DURATION = timedelta(hours=1)
-XRANGE_PAGE = 500
 PRODID = "-//ClassRec//lecture alerts//EN"
 
 
@@ -137,7 +136,7 @@ def build_calendar(sid: str, alerts: list[AlertEvent], stamp: datetime | None = 
         item = dated(alert)
         if item is None:
             continue
-        ident = (alert.segment, alert.category, alert.text, alert.date, alert.time)
+        ident = alert_ident(alert)
         if ident in seen:  # the same alert written twice
             continue
         seen.add(ident)
@@ -146,28 +145,6 @@ def build_calendar(sid: str, alerts: list[AlertEvent], stamp: datetime | None = 
         uid = f"{sid}-{alert.segment}-{alert.category}{suffix}@classrec"
         cal.add_component(make_event(item, uid, stamp))
     return cal
-
-
-async def read_alerts(request: web.Request, key: str) -> list[AlertEvent]:
-    """Every `alert` entry of the events stream, in order (paged XRANGE; malformed entries skipped)."""
-    r = request.app[state.REDIS]
-    alerts: list[AlertEvent] = []
-    cursor = "-"
-    while True:
-        entries = await r.xrange(key, min=cursor, max="+", count=XRANGE_PAGE)
-        for _, fields in entries:
-            if fields.get(b"type") != b"alert":
-                continue
-            try:
-                msg = from_fields(fields)
-            except ValueError as e:
-                log.warning("skipping malformed alert entry key=%s error=%s", key, e)
-                continue
-            if isinstance(msg, AlertEvent):
-                alerts.append(msg)
-        if len(entries) < XRANGE_PAGE:
-            return alerts
-        cursor = "(" + entries[-1][0].decode()
 
 
 async def alerts_ics(request: web.Request) -> web.Response:

@@ -19,25 +19,22 @@ import logging
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from services.gateway import archived, owners, security, state
+from services.gateway import archived, events, owners, security, state
 from services.gateway.errors import ApiError
-from services.gateway.sessions import LIVE, STOPPING, SessionStore
+from services.gateway.outbox import Outbox
+from services.gateway.sessions import SessionStore, active
 from shared.messages import (
-    CLIENT_EVENTS,
     AlertsDone,
     EndEvent,
     ErrorEvent,
     Msg,
     SessionEvent,
-    TranscriptEvent,
-    from_fields,
     to_client_json,
 )
 from shared.streams import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 QUEUE = 2000  # frames waiting for one follower
-SEND_TIMEOUT_S = 10.0
 
 
 def add_routes(app: web.Application) -> None:
@@ -80,26 +77,19 @@ class Follower:
         self.ws, self.app, self.sid = ws, app, sid
         self.r: aioredis.Redis = app[state.REDIS]
         self.s = app[state.SETTINGS]
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(QUEUE)
-        self.cut_off = False
+        self.outbox = Outbox(ws, QUEUE)
 
     async def send(self, msg: Msg) -> None:
         """Queue a frame; a full queue holds this follower's relay (and only it) up to
         SEND_TIMEOUT_S, then the follower, which does not read, is cut off."""
-        if self.cut_off:
+        if await self.outbox.put(msg) or self.outbox.cut_off:
             return
-        try:
-            await asyncio.wait_for(self.outbox.put(to_client_json(msg)), SEND_TIMEOUT_S)
-        except TimeoutError:  # not reading: let it go, nobody else waits for it
-            self.cut_off = True
-            log.warning("sid=%s follower too slow; closing it", self.sid)
-            self.outbox = asyncio.Queue(2)
-            slow = ErrorEvent(code="slow_client", message="the follower did not read its messages; reconnect")
-            self.outbox.put_nowait(to_client_json(slow))
-            self.outbox.put_nowait(None)
+        log.warning("sid=%s follower too slow; closing it", self.sid)  # nobody else waits for it
+        self.outbox.cut("the follower did not read its messages; reconnect")
 
     async def serve(self) -> None:
-        tasks = [asyncio.create_task(self.sender()), asyncio.create_task(self.relay())]
+        sender = self.outbox.run(b"follower too slow")
+        tasks = [asyncio.create_task(sender), asyncio.create_task(self.relay())]
         try:
             async for frame in self.ws:  # a follower only listens; anything it sends is ignored
                 if frame.type == WSMsgType.ERROR:
@@ -108,19 +98,6 @@ class Follower:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def sender(self) -> None:
-        while True:
-            text = await self.outbox.get()
-            if text is None or self.ws.closed:
-                await self.ws.close()
-                return
-            try:
-                await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
-            except (TimeoutError, ConnectionResetError):
-                with contextlib.suppress(Exception):
-                    await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"follower too slow")
-                return
 
     async def relay(self) -> None:
         await self.send(SessionEvent(session=self.sid))
@@ -135,47 +112,22 @@ class Follower:
             await self.send(
                 ErrorEvent(code="unavailable", message="the server's storage is unreachable; reconnect")
             )
-        self.close()
-
-    def close(self) -> None:
-        """After the last message: the sender closes the socket (unless it is being cut off)."""
-        if not self.cut_off:
-            try:
-                self.outbox.put_nowait(None)
-            except asyncio.QueueFull:
-                self.cut_off = True
-                self.outbox = asyncio.Queue(1)
-                self.outbox.put_nowait(None)
+        self.outbox.end()  # after the last message the sender closes the socket
 
     async def follow_stream(self, key: str) -> None:
-        last, finalized = "0-0", set()
-        while not self.cut_off:
-            resp = await self.r.xread({key: last}, count=200, block=self.s.block_ms)
-            if not resp and not await self.r.exists(key) and not await self.live():
-                break  # deleted (or expired) meanwhile
-            for _, entries in resp or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    try:
-                        msg = from_fields(fields)
-                    except ValueError:
-                        continue
-                    if isinstance(msg, TranscriptEvent):
-                        if msg.segment in finalized:
-                            continue
-                        if msg.final:
-                            finalized.add(msg.segment)
-                    if isinstance(msg, AlertsDone):
-                        await self.send(EndEvent())
-                        return
-                    if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
-                        await self.send(msg)
+        async with contextlib.aclosing(events.for_client(self.r, self.s, self.sid, count=200)) as stream:
+            async for msg in stream:
+                if self.outbox.cut_off or isinstance(msg, AlertsDone):
+                    break
+                if msg is not None:
+                    await self.send(msg)
+                elif not await self.r.exists(key) and not await self.live():
+                    break  # deleted (or expired) meanwhile
         await self.send(EndEvent())
 
     async def live(self) -> bool:
         """The registry says the session still takes audio (or is finishing)."""
-        status = await self.r.hget(SessionStore(self.r, self.s).key(self.sid), "status")
-        return status in (LIVE.encode(), STOPPING.encode())
+        return active(await SessionStore(self.r, self.s).status(self.sid))
 
     async def replay_archive(self) -> None:
         row = await archived.session(self.app, self.sid)

@@ -16,41 +16,35 @@ import contextlib
 import json
 import logging
 import secrets
-import time
 
 import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
-from services.gateway import languages, owners, security, voices
+from services.gateway import events, languages, owners, security, voices
 from services.gateway.acks import Acker, AudioLog
 from services.gateway.flags import FlagStore, TooManyFlags
 from services.gateway.flow import ConnectionLimits
-from services.gateway.sessions import ENDED, LIVE, SessionStore
+from services.gateway.outbox import SEND_TIMEOUT_S, Outbox
+from services.gateway.sessions import LIVE, SessionStore, config_for, new_sid
 from shared import metrics
 from shared.messages import (
-    CLIENT_EVENTS,
     AlertsDone,
     EndEvent,
     ErrorEvent,
     FlagMessage,
     Msg,
-    SessionConfig,
     SessionEvent,
-    SessionOpened,
     StartMessage,
     StopMessage,
-    TranscriptEvent,
     client_message,
-    from_fields,
     to_client_json,
 )
 from shared.settings import GatewaySettings
-from shared.streams import REDIS_DOWN, xadd
+from shared.streams import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 SEND_QUEUE = 1000
-SEND_TIMEOUT_S = 10.0
 
 
 class LiveSession:
@@ -72,8 +66,7 @@ class LiveSession:
         self.sid: str | None = None
         self.seq = 0
         self.stopped = False
-        self.outbox: asyncio.Queue[str | None] = asyncio.Queue(SEND_QUEUE)
-        self.cut_off = False
+        self.outbox = Outbox(ws, SEND_QUEUE)
         self.refused = False  # a start was refused (language_unsupported): audio waits for a new start
         self.finished = asyncio.Event()
         self.tasks: list[asyncio.Task] = []
@@ -99,7 +92,7 @@ class LiveSession:
         except REDIS_DOWN as e:
             log.error("sid=%s redis unavailable: %r", self.sid, e)
             self.error("unavailable", "the server's storage is unreachable; please retry shortly")
-            self.outbox.put_nowait(None)
+            self.outbox.end()
             await asyncio.gather(*self.tasks[:1], return_exceptions=True)
         finally:
             await self.close()
@@ -134,22 +127,13 @@ class LiveSession:
             log.info("sid=%s not resumed in %.0fs; stopped", sid, self.s.resume_grace_s)
 
     def send(self, msg: Msg) -> None:
-        try:
-            self.outbox.put_nowait(to_client_json(msg))
-        except asyncio.QueueFull:
-            # The client does not read: drop what is queued (the session goes on and can be resumed,
-            # its events are all in the stream), tell it why, and close; nobody else is slowed.
-            if self.cut_off:
-                return
-            self.cut_off = True
-            log.warning("sid=%s client too slow, send queue full; closing", self.sid)
-            metrics.ERRORS.labels("gateway", "slow_client").inc()
-            self.outbox = asyncio.Queue(2)
-            slow = ErrorEvent(
-                code="slow_client", message="the client did not read its messages; resume the session"
-            )
-            self.outbox.put_nowait(to_client_json(slow))
-            self.outbox.put_nowait(None)
+        if self.outbox.offer(msg) or self.outbox.cut_off:
+            return
+        # The client does not read: drop what is queued (the session goes on and can be resumed,
+        # its events are all in the stream), tell it why, and close; nobody else is slowed.
+        log.warning("sid=%s client too slow, send queue full; closing", self.sid)
+        metrics.ERRORS.labels("gateway", "slow_client").inc()
+        self.outbox.cut("the client did not read its messages; resume the session")
 
     def admit_text(self) -> bool:
         ok, notice = self.limits.admit_text()
@@ -163,18 +147,11 @@ class LiveSession:
         self.send(ErrorEvent(code=code, message=message))
 
     async def sender(self) -> None:
-        while True:
-            text = await self.outbox.get()
-            if text is None or self.ws.closed:
-                await self.ws.close()
-                return
-            try:
-                await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
-            except TimeoutError:  # the client stopped reading and its socket is full
-                log.warning("sid=%s client not reading for %.0fs; closing", self.sid, SEND_TIMEOUT_S)
-                metrics.ERRORS.labels("gateway", "slow_client").inc()
-                await self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"client too slow")
-                return
+        def slow() -> None:  # the client stopped reading and its socket is full
+            log.warning("sid=%s client not reading for %.0fs; closing", self.sid, SEND_TIMEOUT_S)
+            metrics.ERRORS.labels("gateway", "slow_client").inc()
+
+        await self.outbox.run(b"client too slow", slow)
 
     async def open(self, start: StartMessage) -> None:
         owner = owners.digest(start.owner) if start.owner else None
@@ -190,25 +167,13 @@ class LiveSession:
             self.refused = True
             return self.error("language_unsupported", problem)
         self.refused = False
-        self.sid = secrets.token_urlsafe(18)
-        config = SessionConfig(
-            language=language,
-            task=start.task,
-            prompt=start.prompt,
-            keywords=[k.strip() for k in start.keywords if k.strip()],
-            timezone=start.timezone,
-            course=start.course,
-            started_at=time.time(),
-            names=[n.strip() for n in start.names if n.strip()],
-        )
+        self.sid = new_sid()
+        config = config_for(start, language)
         self.take_audio(self.sid, 0, 0)
         language_known = None if language == languages.AUTO else language
         self.send(SessionEvent(session=self.sid, language=language_known, received=0))
         voiceprint = await voices.lock_for(self, start, config)  # after `session`: it may send an error
-        await self.store.create(self.sid, config, owner)
-        await self.store.attach(self.sid, self.conn_id)
-        opened = SessionOpened(sid=self.sid, config=config, voiceprint=voiceprint, owner=owner)
-        await xadd(self.r, self.s.sessions_stream, opened, self.s.stream_maxlen)
+        await self.store.open(self.sid, config, owner, voiceprint, conn=self.conn_id)
         self.tasks.append(asyncio.create_task(self.relay(self.sid)))
         log.info(
             "sid=%s opened language=%s task=%s keywords=%d",
@@ -323,7 +288,7 @@ class LiveSession:
         if self.sid is None and self.refused:  # nothing was started: nothing to finish
             self.stopped = True
             self.send(EndEvent())
-            self.outbox.put_nowait(None)
+            self.outbox.end()
             return
         if self.sid is None:
             await self.open(StartMessage())
@@ -339,34 +304,14 @@ class LiveSession:
         except TimeoutError:
             self.error("timeout", f"pending work not finished within {self.s.end_timeout_s:.0f}s")
         self.send(EndEvent())
-        self.outbox.put_nowait(None)
+        self.outbox.end()
         log.info("sid=%s end sent", self.sid)
 
     async def relay(self, sid: str) -> None:
         """Forward the session's events; note when every utterance has been transcribed and scanned."""
-        key, last = self.s.events_key(sid), "0-0"
-        finalized: set[int] = set()
-        delay = 0.2
-        while True:
-            try:
-                resp = await self.r.xread({key: last}, count=100, block=self.s.block_ms)
-                delay = 0.2
-            except REDIS_DOWN as e:
-                log.warning("sid=%s relay lost redis error=%r retry_in=%.1fs", sid, e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.s.retry_max_s)
-                continue
-            for _, entries in resp or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    msg = from_fields(fields)
-                    if isinstance(msg, TranscriptEvent):
-                        if msg.segment in finalized:
-                            continue  # a final never changes: a late partial or a repeat is dropped
-                        if msg.final:
-                            finalized.add(msg.segment)
-                    if msg.type in CLIENT_EVENTS:  # type: ignore[attr-defined]
-                        self.send(msg)
-                    elif isinstance(msg, AlertsDone):
-                        await self.store.set_status(sid, ENDED)
-                        self.finished.set()
+        async for msg in events.for_client(self.r, self.s, sid, retry=True):
+            if isinstance(msg, AlertsDone):
+                await self.store.end(sid)
+                self.finished.set()
+            elif msg is not None:
+                self.send(msg)

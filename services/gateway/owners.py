@@ -21,7 +21,7 @@ from aiohttp import web
 
 from services.gateway import archived, state
 from services.gateway.errors import ApiError
-from services.gateway.sessions import SID_RE, SessionStore
+from services.gateway.sessions import SID_RE, SessionStore, active
 from shared.archive import DB_DOWN
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ async def locate(request: web.Request, sid: str) -> Located | None:
     r, s = request.app[state.REDIS], request.app[state.SETTINGS]
     status, owner = await r.hmget(SessionStore(r, s).key(sid), "status", "owner")
     if status is not None or owner is not None:
-        return Located(sid, owner.decode() if owner else None, status in (b"live", b"stopping"))
+        return Located(sid, owner.decode() if owner else None, active(status))
     row = await archived.session(request.app, sid)
     if row is not None:
         return Located(sid, row.owner, not row.ended)

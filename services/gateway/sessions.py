@@ -1,5 +1,13 @@
-"""The gateway's session registry in Redis (`session:{sid}` hashes): which sessions exist, whether
-they still take audio, and which are detached from their client (connection dropped without stop).
+"""A session's lifecycle, in one place: opened, stopped, ended; its registry in Redis (`session:{sid}`
+hashes): which sessions exist, whether they still take audio, and which are detached from their
+client (connection dropped without stop).
+
+Live sessions (`live.py`) and uploads (`uploads/feeder.py`) go through the same steps: `new_sid` and
+`config_for`, then `SessionStore.open` (the registry entry, and `SessionOpened` on `sessions` for a
+VAD worker); `stage_stop` (`AudioStop` on `audio:{sid}` in one transaction with the status
+`stopping`, so no audio can follow it; callers add their own writes to that transaction);
+`stage_end` (`ended`, once `alerts_done` is in the session's events). `active` says whether a
+status still takes audio or is finishing.
 
 A dropped client may come back within `resume_grace_s` with `{"type":"start","session":sid}` and go
 on streaming; if it does not, the session is stopped as if it had said stop, so its transcript is
@@ -16,12 +24,13 @@ import secrets
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from shared import keys
-from shared.messages import AudioStop, SessionConfig
+from shared.messages import AudioStop, SessionConfig, SessionOpened, StartMessage
 from shared.settings import GatewaySettings
-from shared.streams import stage
+from shared.streams import stage, xadd
 
 DETACH_LUA = """
 if (redis.call('HGET', KEYS[1], 'conn') or '') ~= ARGV[1] then return 0 end
@@ -30,6 +39,32 @@ return 1
 """
 SID_RE = re.compile(r"^[A-Za-z0-9_-]{8,100}$")
 LIVE, STOPPING, ENDED = "live", "stopping", "ended"
+
+
+def active(status: str | bytes | None) -> bool:
+    """The session still takes audio, or is finishing what it took (not ended, not unknown)."""
+    if isinstance(status, bytes):
+        status = status.decode()
+    return status in (LIVE, STOPPING)
+
+
+def new_sid() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def config_for(start: StartMessage, language: str | None, partials: bool = True) -> SessionConfig:
+    """The session's settings from its `start` (a live client's, or an upload's form), from now."""
+    return SessionConfig(
+        language=language,
+        task=start.task,
+        prompt=start.prompt,
+        keywords=[k.strip() for k in start.keywords if k.strip()],
+        timezone=start.timezone,
+        course=start.course,
+        started_at=time.time(),
+        names=[n.strip() for n in start.names if n.strip()],
+        partials=partials,
+    )
 
 
 class SessionStore:
@@ -50,14 +85,49 @@ class SessionStore:
             pipe.expire(key, self.s.session_retention_s)
             await pipe.execute()
 
+    async def open(
+        self,
+        sid: str,
+        config: SessionConfig,
+        owner: str | None = None,
+        voiceprint: str | None = None,
+        conn: str | None = None,
+    ) -> None:
+        """Registers the session (attached to connection `conn`, if any) and hands it to the VAD."""
+        await self.create(sid, config, owner)
+        if conn is not None:
+            await self.attach(sid, conn)
+        opened = SessionOpened(sid=sid, config=config, voiceprint=voiceprint, owner=owner)
+        await xadd(self.r, self.s.sessions_stream, opened, self.s.stream_maxlen)
+
+    def stage_stop(self, pipe: Pipeline, sid: str, seq: int) -> None:
+        """Stages the end of the session's audio (`seq`: its entries so far) and the status `stopping`."""
+        stage(pipe, self.s.audio_key(sid), AudioStop(seq=seq), self.s.stream_maxlen)
+        pipe.hset(self.key(sid), "status", STOPPING)
+
+    async def stop(self, sid: str, seq: int) -> None:
+        async with self.r.pipeline(transaction=True) as pipe:
+            self.stage_stop(pipe, sid, seq)
+            await pipe.execute()
+
+    def stage_end(self, pipe: Pipeline, sid: str) -> None:
+        """Stages the status `ended`: every transcript and alert of the session is in its events."""
+        pipe.hset(self.key(sid), "status", ENDED)
+
+    async def end(self, sid: str) -> None:
+        async with self.r.pipeline(transaction=True) as pipe:
+            self.stage_end(pipe, sid)
+            await pipe.execute()
+
+    async def status(self, sid: str) -> str | None:
+        raw = await self.r.hget(self.key(sid), "status")
+        return raw.decode() if raw else None
+
     async def get(self, sid: str) -> dict[str, str] | None:
         if not SID_RE.fullmatch(sid):
             return None
         raw = await self.r.hgetall(self.key(sid))
         return {k.decode(): v.decode() for k, v in raw.items()} or None
-
-    async def set_status(self, sid: str, status: str) -> None:
-        await self.r.hset(self.key(sid), "status", status)
 
     async def attach(self, sid: str, conn: str = "") -> None:
         async with self.r.pipeline(transaction=True) as pipe:
@@ -81,9 +151,8 @@ class SessionStore:
                 if await pipe.hget(key, "detached") != token.encode():
                     return False
                 pipe.multi()
-                pipe.hset(key, "status", STOPPING)
                 pipe.hdel(key, "detached")
-                stage(pipe, self.s.audio_key(sid), AudioStop(seq=seq), self.s.stream_maxlen)
+                self.stage_stop(pipe, sid, seq)
                 await pipe.execute()
                 return True
             except WatchError:

@@ -1,6 +1,6 @@
 """A past session read back from Redis: its registry entry and its events.
 
-A transcript is read back from the session's `events:{sid}` stream: finals only (a partial is never
+A transcript is read back from the session's `events:{sid}` stream (`events.read`): finals only (a partial is never
 part of a stored transcript), the first final of each segment (a redelivered repeat is dropped), in
 segment order, empty texts skipped; alerts with exact repeats dropped. `created` is ISO 8601 UTC
 (the registry's, else the time of the first event). `duration` is the end of the last final.
@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
 
+from services.gateway import events
+from services.gateway.events import FirstFinals, alert_ident
 from services.gateway.sessions import SID_RE, SessionStore
-from shared.messages import AlertEvent, FlagEvent, Msg, TranscriptEvent, from_fields
+from shared.messages import AlertEvent, FlagEvent, Msg, TranscriptEvent
 
 log = logging.getLogger(__name__)
-
-XRANGE_PAGE = 500
-EVENT_TYPES = (b"transcript", b"alert", b"flag")
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -85,35 +83,6 @@ async def scan_registry(r: aioredis.Redis, store: SessionStore) -> list[Entry]:
     ]
 
 
-def decode(key: str, fields: dict[bytes, bytes]) -> Msg | None:
-    """A transcript or alert entry as its message; None for any other or a malformed entry."""
-    if fields.get(b"type") not in EVENT_TYPES:
-        return None
-    try:
-        return from_fields(fields)
-    except ValueError as e:
-        log.warning("skipping malformed event key=%s error=%s", key, e)
-        return None
-
-
-async def read_events(
-    r: aioredis.Redis, key: str, after: bytes | None = None
-) -> AsyncIterator[tuple[bytes, Msg | None]]:
-    """(id, transcript/alert or None) for every entry of the stream after `after`, paged."""
-    cursor = "-" if after is None else "(" + after.decode()
-    while True:
-        entries = await r.xrange(key, min=cursor, max="+", count=XRANGE_PAGE)
-        for entry_id, fields in entries:
-            yield entry_id, decode(key, fields)
-        if len(entries) < XRANGE_PAGE:
-            return
-        cursor = "(" + entries[-1][0].decode()
-
-
-def alert_ident(a: AlertEvent) -> tuple:
-    return (a.segment, a.category, a.text, a.date, a.time)
-
-
 @dataclass
 class Record:
     """A session's stored transcript: the first final of each segment, and its alerts."""
@@ -121,13 +90,15 @@ class Record:
     finals: dict[int, TranscriptEvent] = field(default_factory=dict)
     alerts: list[AlertEvent] = field(default_factory=list)
     first_id: bytes | None = None
+    _first_finals: FirstFinals = field(default_factory=FirstFinals)
     _seen_alerts: set[tuple] = field(default_factory=set)
     flags_by_id: dict[str, FlagEvent] = field(default_factory=dict)
     base_url: str | None = None  # the page's address, for links into the playback (Markdown)
 
     def add(self, entry_id: bytes, msg: Msg | None) -> None:
         self.first_id = self.first_id or entry_id
-        if isinstance(msg, TranscriptEvent) and msg.final and msg.segment not in self.finals:
+        if self._first_finals.first(msg):
+            assert isinstance(msg, TranscriptEvent)
             self.finals[msg.segment] = msg
         elif isinstance(msg, AlertEvent) and alert_ident(msg) not in self._seen_alerts:
             self._seen_alerts.add(alert_ident(msg))
@@ -157,7 +128,7 @@ class Record:
 
 async def read_record(r: aioredis.Redis, key: str) -> Record:
     record = Record()
-    async for entry_id, msg in read_events(r, key):
+    async for entry_id, msg in events.read(r, key):
         record.add(entry_id, msg)
     return record
 

@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from services.gateway.history.records import (
-    alert_ident,
-    read_events,
-)
+from services.gateway import events
+from services.gateway.events import FirstFinals, alert_ident
 from shared.messages import AlertEvent, Msg, TranscriptEvent
 
 log = logging.getLogger(__name__)
@@ -41,7 +39,7 @@ class Tally:
 
     last_id: bytes | None = None
     first_id: bytes | None = None
-    finals: set[int] = field(default_factory=set)
+    finals: FirstFinals = field(default_factory=FirstFinals)
     segments: int = 0
     alerts: set[tuple] = field(default_factory=set)
     duration: float = 0.0
@@ -50,8 +48,8 @@ class Tally:
         self.first_id = self.first_id or entry_id
         if self.last_id is None or parse_id(entry_id) > parse_id(self.last_id):
             self.last_id = entry_id
-        if isinstance(msg, TranscriptEvent) and msg.final and msg.segment not in self.finals:
-            self.finals.add(msg.segment)
+        if self.finals.first(msg):
+            assert isinstance(msg, TranscriptEvent)
             self.segments += bool(msg.text.strip())
             self.duration = max(self.duration, msg.end)
         elif isinstance(msg, AlertEvent):
@@ -66,15 +64,12 @@ class TallyCache:
         self.items: OrderedDict[str, Tally] = OrderedDict()
 
     async def tallies(self, r: aioredis.Redis, keys: list[str]) -> list[Tally]:
-        async with r.pipeline(transaction=False) as pipe:
-            for key in keys:
-                pipe.xrevrange(key, count=1)
-            newest = await pipe.execute()
+        newest = await events.newest_ids(r, keys)
         limit = asyncio.Semaphore(TALLY_CONCURRENCY)
 
-        async def one(key: str, top: list) -> Tally:
+        async def one(key: str, top: bytes | None) -> Tally:
             async with limit:
-                return await self.update(r, key, top[0][0] if top else None)
+                return await self.update(r, key, top)
 
         return list(await asyncio.gather(*(one(k, top) for k, top in zip(keys, newest, strict=True))))
 
@@ -86,7 +81,7 @@ class TallyCache:
         if tally is None or tally.last_id is None or parse_id(newest) < parse_id(tally.last_id):
             tally = Tally()  # unseen, or the stream was recreated
         if tally.last_id != newest:
-            async for entry_id, msg in read_events(r, key, tally.last_id):
+            async for entry_id, msg in events.read(r, key, tally.last_id):
                 tally.add(entry_id, msg)
         self.items[key] = tally
         self.items.move_to_end(key)

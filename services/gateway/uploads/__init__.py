@@ -22,7 +22,7 @@ imports none of them.
   characters, first and last word exact). Runs the same pipeline and answers when the session
   ends. Errors in OpenAI's shape `{"error": {"message", "type", "param", "code"}}`.
 
-An upload is a session like a live one: `SessionStore.create`, `SessionOpened` on `sessions`, PCM16
+An upload is a session like a live one (`sessions.py`: `SessionStore.open`, then `stage_stop`), PCM16
 in 1 s `AudioChunk`s on `audio:{sid}`, `AudioStop`, and it is then listed in `/api/sessions` with its
 transcript and alerts. The file is stored in a temporary file while the request is read (bounded),
 checked (it must open and decode to audio) before the 202, and decoded in a thread in the background,

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,22 +19,15 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from pydantic import ValidationError
 
-from services.gateway import state, voices
+from services.gateway import events, state, voices
 from services.gateway.errors import ApiError
-from services.gateway.sessions import ENDED, STOPPING, SessionStore
+from services.gateway.sessions import SessionStore, config_for, new_sid
 from services.gateway.uploads.decode import pcm_chunks, probe, take
 from services.gateway.uploads.form import Upload, check_capacity
 from shared import keys
-from shared.messages import (
-    SAMPLE_RATE,
-    AudioChunk,
-    AudioStop,
-    SessionConfig,
-    SessionOpened,
-    StartMessage,
-)
+from shared.messages import SAMPLE_RATE, AlertsDone, AudioChunk, StartMessage
 from shared.settings import GatewaySettings
-from shared.streams import REDIS_DOWN, stage, xadd
+from shared.streams import REDIS_DOWN, stage
 
 log = logging.getLogger(__name__)
 MAX_AUDIO_S = 6 * 3600  # decoded audio beyond this is not fed (a tiny file can decode to hours)
@@ -81,25 +72,11 @@ def start_message(upload: Upload, default_language: str | None) -> StartMessage:
 async def open_session(
     r: aioredis.Redis, s: GatewaySettings, start: StartMessage, owner: str | None = None
 ) -> str:
-    """Creates a session exactly as a live one is opened; returns its id."""
-    sid = secrets.token_urlsafe(18)
-    extra = {"course": start.course} if "course" in SessionConfig.model_fields else {}
-    config = SessionConfig(
-        language=start.language or None,
-        prompt=start.prompt,
-        keywords=start.keywords,
-        timezone=start.timezone,
-        started_at=time.time(),
-        partials=False,
-        **extra,
-    )
+    """Creates a session exactly as a live one is opened (no partials: nobody watches); returns its id."""
+    sid = new_sid()
+    config = config_for(start, start.language or None, partials=False)
     voiceprint = await voices.upload_lock(r, start, config)
-    store = SessionStore(r, s)
-    await store.create(sid, config, owner)
-    if start.course and not extra:  # the registry keeps the course for the history list
-        await r.hset(store.key(sid), "config", json.dumps({**config.model_dump(), "course": start.course}))
-    opened = SessionOpened(sid=sid, config=config, voiceprint=voiceprint, owner=owner)
-    await xadd(r, s.sessions_stream, opened, s.stream_maxlen)
+    await SessionStore(r, s).open(sid, config, owner, voiceprint)
     return sid
 
 
@@ -263,8 +240,7 @@ class Feeder:
         """AudioStop: the session ends with the audio fed so far."""
         self.status = TRANSCRIBING
         async with self.r.pipeline(transaction=True) as pipe:
-            stage(pipe, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
-            pipe.hset(SessionStore(self.r, self.s).key(self.sid), "status", STOPPING)
+            SessionStore(self.r, self.s).stage_stop(pipe, self.sid, self.seq)
             fields: dict[str, Any] = {
                 "status": TRANSCRIBING,
                 "duration_s": round(self.fed_s, 3),
@@ -277,23 +253,28 @@ class Feeder:
 
     async def await_end(self) -> None:
         """Reads events:{sid} until `alerts_done`, for at most WAIT_BASE_S + WAIT_PER_AUDIO_S × duration."""
-        key, last = self.s.events_key(self.sid), "0-0"
         limit = WAIT_BASE_S + WAIT_PER_AUDIO_S * self.fed_s
         deadline = time.monotonic() + limit
-        while (remaining := deadline - time.monotonic()) > 0:
-            resp = await self.r.xread({key: last}, count=100, block=max(1, int(min(remaining, 5.0) * 1000)))
-            for _, entries in resp or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    if fields.get(b"type") == b"alerts_done":
-                        return await self.done()
-            await self.r.hset(upload_key(self.sid), "updated", time.time())
+
+        def block_ms() -> int:  # each wait ends by the deadline
+            return max(1, int(min(deadline - time.monotonic(), 5.0) * 1000))
+
+        beat = time.monotonic()
+        async with contextlib.aclosing(events.follow(self.r, self.s, self.sid, block_ms=block_ms)) as stream:
+            async for msg in stream:
+                if isinstance(msg, AlertsDone):
+                    return await self.done()
+                if msg is None or time.monotonic() - beat > 1.0:  # alive, for the progress route
+                    await self.r.hset(upload_key(self.sid), "updated", time.time())
+                    beat = time.monotonic()
+                if deadline - time.monotonic() <= 0:
+                    break
         await self.fail(f"transcription did not finish within {limit:.0f} s")
 
     async def done(self) -> None:
         self.status = DONE
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(SessionStore(self.r, self.s).key(self.sid), "status", ENDED)
+            SessionStore(self.r, self.s).stage_end(pipe, self.sid)
             pipe.hset(upload_key(self.sid), mapping={"status": DONE, "updated": time.time()})
             await pipe.execute()
 
@@ -303,7 +284,7 @@ class Feeder:
         self.status, self.error = FAILED, message
         with contextlib.suppress(*REDIS_DOWN):
             if not fed_all:
-                await xadd(self.r, self.s.audio_key(self.sid), AudioStop(seq=self.seq), self.s.stream_maxlen)
+                await SessionStore(self.r, self.s).stop(self.sid, self.seq)
             await self.r.hset(
                 upload_key(self.sid), mapping={"status": FAILED, "error": message, "updated": time.time()}
             )

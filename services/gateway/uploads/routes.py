@@ -6,25 +6,19 @@ import logging
 import time
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
-from services.gateway import owners, state, voices
+from services.gateway import events, owners, state, voices
 from services.gateway.errors import ApiError, unavailable
 from services.gateway.sessions import SID_RE
 from services.gateway.uploads.feeder import DONE, FAILED, FEEDING, TRANSCRIBING, start_upload, upload_key
 from services.gateway.uploads.form import receive
 from services.gateway.uploads.openai_api import openai_transcriptions
-from shared.messages import (
-    TranscriptEvent,
-    from_fields,
-)
 from shared.streams import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 STALE_S = 90.0
-EVENTS_PAGE, EVENTS_PAGES = 200, 5
 
 
 def add_routes(app: web.Application) -> None:
@@ -45,31 +39,6 @@ async def create_upload(request: web.Request) -> web.Response:
     return web.json_response(
         {"session": feeder.sid, "status": FEEDING, "duration_s": feeder.duration_hint}, status=202
     )
-
-
-async def events_progress(r: aioredis.Redis, key: str) -> tuple[float, bool]:
-    """(end of the newest final, whether `alerts_done` is there), reading back from the stream's end."""
-    ended, top = False, "+"
-    for _ in range(EVENTS_PAGES):
-        entries = await r.xrevrange(key, max=top, min="-", count=EVENTS_PAGE)
-        ended = ended or any(f.get(b"type") == b"alerts_done" for _, f in entries)
-        ends = [m.end for _, f in entries if (m := final_of(f))]
-        if ends:
-            return max(ends), ended
-        if len(entries) < EVENTS_PAGE:
-            break
-        top = "(" + entries[-1][0].decode()
-    return 0.0, ended
-
-
-def final_of(fields: dict[bytes, bytes]) -> TranscriptEvent | None:
-    if fields.get(b"type") != b"transcript":
-        return None
-    try:
-        msg = from_fields(fields)
-    except ValueError:
-        return None
-    return msg if isinstance(msg, TranscriptEvent) and msg.final else None
 
 
 def float_or_none(raw: bytes | None) -> float | None:
@@ -117,7 +86,7 @@ async def upload_progress(request: web.Request) -> web.Response:
         info = await r.hgetall(upload_key(sid))
         if not info:
             raise ApiError(404, "unknown upload")
-        transcribed, ended = await events_progress(r, s.events_key(sid))
+        transcribed, ended = await events.progress(r, s.events_key(sid))
     except REDIS_DOWN as e:
         log.error("sid=%s upload progress: redis unavailable: %r", sid, e)
         raise unavailable() from None
