@@ -189,6 +189,18 @@ class AudioStop(Msg):
     seq: int
 
 
+class SentenceCut(Msg):
+    """On audio:{sid}, from the transcriber: the open utterance `segment`'s stable partial text (of
+    partial `rev`) ends a sentence whose last word ends at `at` (session seconds); the owning VAD
+    closes the segment there as a final and keeps the rest open (services/vad/sentences.py)."""
+
+    type: Literal["sentence_cut"] = "sentence_cut"
+    sid: str
+    segment: int
+    rev: int
+    at: float = Field(ge=0)
+
+
 class SegmentJob(Msg):
     """On the segments stream: one utterance (or its growing prefix) to transcribe."""
 
@@ -255,6 +267,7 @@ StreamMessage = Annotated[
     | SessionOpened
     | AudioChunk
     | AudioStop
+    | SentenceCut
     | SegmentJob
     | TranscriptRecord
     | VadDone

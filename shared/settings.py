@@ -157,6 +157,10 @@ class TranscriberSettings(CommonSettings):
     # The end of the session's recent final text added to the prompt (0: off; tiny.en did better without).
     prompt_context_chars: int = 0
     partial_beam_size: int = 1
+    # Sentence finals (services/transcriber/sentences.py): when the stable words of a partial end a
+    # sentence of at least SENTENCE_MIN_WORDS words, the VAD is asked to close the utterance there.
+    sentence_finals: bool = True
+    sentence_min_words: int = 4
     # Finals: the encoder sees the utterance plus this much padding instead of a whole 30 s window
     # (0: the whole window). Shorter is cheaper; see bench/finals.py for what it does to accuracy.
     final_window_tail_s: float = 5.0

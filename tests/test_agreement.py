@@ -47,3 +47,15 @@ def test_agreement_goes_on_after_a_disagreement() -> None:
     text, stable = a.update("the second lap report is due on thursday")
     assert stable == "the second lab report is due on"
     assert text == "the second lab report is due on thursday"
+
+
+def test_the_punctuation_after_the_last_stable_word_is_left_to_the_next_hypothesis() -> None:
+    a = Agreement()
+    a.update("what they can do.")
+    a.update("what they can do, the cell")
+    assert a.committed[-1] == "do,"
+    assert a.prefix == "what they can do"  # the decoder may end the sentence there
+    text, stable = a.update("what they can do. The cell membrane")
+    assert stable == "what they can do. The cell"
+    assert text == "what they can do. The cell membrane"
+    assert a.prefix == "what they can do. The cell"

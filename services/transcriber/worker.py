@@ -25,6 +25,7 @@ from services.transcriber.backends import Backend
 from services.transcriber.fairshare import Queue, leave, queue
 from services.transcriber.guards import drop_doubled, keep_pieces
 from services.transcriber.languages import LanguageUnsupported, session_language, tell_unsupported
+from services.transcriber.sentences import SentenceCuts
 from services.transcriber.types import Piece, Request, Result
 from shared import keys, metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord
@@ -79,6 +80,7 @@ class TranscriberWorker(StreamWorker):
         self.backend = backend
         self.done = {"final": 0, "partial": 0, "stale": 0, "shed": 0}
         self.decoded: dict[tuple[str, int], tuple[Result, float]] = {}  # finals decoded as a batch
+        self.sentences = SentenceCuts(settings, r, backend)  # sentence finals (sentences.py)
         self.shed_until = 0.0  # monotonic time until which partials are shed (finals are behind)
 
     def streams(self) -> Iterable[str]:
@@ -249,7 +251,7 @@ class TranscriberWorker(StreamWorker):
         raw = await self.r.hget(key, str(job.segment))
         agreement = Agreement.from_dict(json.loads(raw)) if raw else Agreement()
         try:
-            pieces, _, took = await self.decode(job, prefix=" ".join(agreement.committed))
+            pieces, _, took = await self.decode(job, prefix=agreement.prefix)
         except LanguageUnsupported:
             return
         text, stable = agreement.update(" ".join(p.text.strip() for p in pieces))
@@ -262,6 +264,7 @@ class TranscriberWorker(StreamWorker):
             pipe.expire(key, STATE_TTL_S)
             await pipe.execute()
         self.done["partial"] += 1
+        await self.sentences.after_partial(job, agreement)
         log.debug(
             "sid=%s seg=%d partial rev=%d took_s=%.2f text=%r", job.sid, job.segment, job.rev, took, text
         )

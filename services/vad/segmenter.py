@@ -2,7 +2,8 @@
 
 An utterance starts when a window's probability reaches `threshold`, ends once the probability has
 stayed under `neg_threshold` for `min_silence_s`, keeps `pad_s` of audio on both sides, and is split
-at its quietest window when it grows past `max_utterance_s`. Bursts with less than `min_speech_s` of
+at its quietest window when it grows past `max_utterance_s` (or, asked by the transcriber, near a
+sentence's end: `cut_near`). Bursts with less than `min_speech_s` of
 speech are dropped. Audio outside utterances is never emitted. All positions are in samples of
 session audio (16 kHz), counted from the session's first sample.
 """
@@ -117,11 +118,31 @@ class Segmenter:
 
     def _split(self) -> list[Utterance]:
         """Cut a too-long utterance at its quietest window in the second half; keep the rest open."""
+        half = len(self.probs) // 2
+        return self._cut_at(half + int(np.argmin(self.probs[half:])))
+
+    def cut_near(self, at: int, before: int, after: int, min_len: int) -> list[Utterance]:
+        """Close the open utterance in its quietest window (least energy) within `before` samples
+        before and `after` after session sample `at`, among the windows already through the VAD, at
+        least `min_len` samples into the utterance; the audio after that point is the next utterance,
+        open. Nothing when no utterance is open or no window qualifies."""
+        if self.utt_start is None:
+            return []
+        first_window = self.windows_done - len(self.probs)
+        lo = max(at - before, self.utt_start + min_len, first_window * WINDOW)
+        hi = min(at + after, self.windows_done * WINDOW)
+        w_lo, w_hi = -(-lo // WINDOW), hi // WINDOW  # whole windows inside [lo, hi)
+        if w_hi <= w_lo:
+            return []
+        a = self.buf[w_lo * WINDOW - self.buf_start : w_hi * WINDOW - self.buf_start].astype(np.float32)
+        energy = np.square(a).reshape(w_hi - w_lo, WINDOW).mean(axis=1)
+        return self._cut_at(w_lo + int(np.argmin(energy)) - first_window)
+
+    def _cut_at(self, quiet: int) -> list[Utterance]:
+        """Close the open utterance in the middle of its window `quiet` (an index into `probs`); the
+        rest, from that sample on, stays open as the next utterance: no sample in both, none lost."""
         assert self.utt_start is not None
         first_window = self.windows_done - len(self.probs)
-        half = len(self.probs) // 2
-        tail = self.probs[half:]
-        quiet = half + int(np.argmin(tail))
         cut = (first_window + quiet) * WINDOW + WINDOW // 2
         start = self.utt_start
         audio = self.buf[start - self.buf_start : cut - self.buf_start].copy()

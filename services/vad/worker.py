@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
-from services.vad import checkpoint, voicelock
+from services.vad import checkpoint, sentences, voicelock
 from services.vad.recording import Recording, finish, orphan_spools
 from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
@@ -192,6 +192,8 @@ class VadWorker(StreamWorker):
             state.last_id = entry_id.decode()
             if isinstance(msg, AudioStop):
                 await self.stop(state)
+            elif utts := sentences.apply_cut(state, msg):  # a sentence ended (sentences.py)
+                await self.emit(state, utts)
         state = self.sessions.get(sid)
         if frames and state is not None:
             await self.on_audio(state, last_id, np.concatenate(frames))
