@@ -114,7 +114,13 @@ async def ensure_group(r: aioredis.Redis, stream: str, group: str, start_id: str
 
 
 def stage(
-    r: aioredis.Redis | Pipeline, stream: str, msg: Msg | dict, maxlen: int, *, exact: bool = False
+    r: aioredis.Redis | Pipeline,
+    stream: str,
+    msg: Msg | dict,
+    maxlen: int,
+    *,
+    exact: bool = False,
+    nomkstream: bool = False,
 ) -> Any:
     """The one way an entry is added to a stream: XADD of `msg` (a model, or entry fields as they
     are, for the dead-letter stream) trimmed to about `maxlen` (`MAXLEN ~`: Redis drops whole
@@ -123,9 +129,12 @@ def stage(
 
     `exact=True` trims to exactly `maxlen` (entry by entry inside a node: slower). Only for a bound
     near or below a node's size (`stream-node-max-entries`, 100 by default): `~` keeps up to a
-    node more than the bound, and never trims a stream shorter than one node."""
+    node more than the bound, and never trims a stream shorter than one node.
+
+    `nomkstream=True` adds nothing when the stream does not exist (NOMKSTREAM): for an entry that
+    is only meaningful while the stream's owner keeps it (a sentence cut into a session's audio)."""
     fields = to_fields(msg) if isinstance(msg, Msg) else msg
-    return r.xadd(stream, fields, maxlen=maxlen, approximate=not exact)
+    return r.xadd(stream, fields, maxlen=maxlen, approximate=not exact, nomkstream=nomkstream)
 
 
 async def xadd(r: aioredis.Redis, stream: str, msg: Msg, maxlen: int) -> None:

@@ -32,8 +32,9 @@ from services.transcriber.agreement import Agreement
 from services.transcriber.boundary import sentence_end
 from services.transcriber.languages import session_language
 from shared import keys
-from shared.messages import SAMPLE_RATE, SegmentJob, SentenceCut, to_fields
+from shared.messages import SAMPLE_RATE, SegmentJob, SentenceCut
 from shared.settings import TranscriberSettings
+from shared.streams import stage
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 6 * 3600
@@ -128,7 +129,7 @@ class SentenceCuts:
             cut = SentenceCut(sid=job.sid, segment=job.segment, rev=job.rev, at=round(job.start + end, 3))
         async with self.r.pipeline(transaction=True) as pipe:
             if cut is not None:
-                pipe.xadd(self.cfg.audio_key(job.sid), to_fields(cut), nomkstream=True)
+                stage(pipe, self.cfg.audio_key(job.sid), cut, self.cfg.stream_maxlen, nomkstream=True)
             pipe.hset(keys.agreement(job.sid), str(job.segment), json.dumps(agreement.to_dict()))
             pipe.expire(keys.agreement(job.sid), STATE_TTL_S)
             await pipe.execute()
