@@ -14,8 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 SAMPLE_RATE = 16_000
 
 
-class Msg(BaseModel):
+class Strict(BaseModel):
+    """A model that refuses unknown fields."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+class Msg(Strict):
+    """A message: every one has its `type` (a Literal in each model, the discriminator below)."""
+
+    type: str
 
 
 # --- client -> server -------------------------------------------------------------------------
@@ -148,7 +156,7 @@ class EndEvent(Msg):
 # --- internal ----------------------------------------------------------------------------------
 
 
-class SessionConfig(Msg):
+class SessionConfig(Strict):
     """What a session asked for at start; carried with its audio and its segments."""
 
     language: str | None = "en"
@@ -282,7 +290,7 @@ CLIENT_EVENTS = {"session", "transcript", "alert", "flag", "error", "end"}
 
 def to_fields(msg: Msg) -> dict[str, bytes | str]:
     """A message as the fields of a Redis stream entry."""
-    fields: dict[str, bytes | str] = {"type": msg.type, "json": msg.model_dump_json()}  # type: ignore[attr-defined]
+    fields: dict[str, bytes | str] = {"type": msg.type, "json": msg.model_dump_json()}
     pcm = getattr(msg, "pcm", None)
     if pcm:
         fields["pcm"] = pcm

@@ -15,7 +15,8 @@ from shared import keys
 from shared.logs import setup_logging
 from shared.metrics import start_ops_server
 from shared.settings import CommonSettings
-from shared.streams import REDIS_DOWN, StreamWorker, connect, wait_for_redis
+from shared.streams import REDIS_DOWN, connect, wait_for_redis
+from shared.worker import StreamWorker
 
 log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL_S = 1.0
@@ -68,9 +69,7 @@ async def serve_worker(
     try:
         if await wait_for_redis(r, settings, stop):
             worker = make(r)
-            await worker.run(stop)
-            await worker.shutdown()
-            await worker.leave()
+            await worker.run(stop)  # which hands back its work and leaves its groups, however it ends
     finally:
         if ops is not None:
             await ops.cleanup()

@@ -78,7 +78,7 @@ async def drain(worker: ArchiveWorker, r: aioredis.Redis, s: ArchiveSettings) ->
     """Run the worker until every entry of its streams is delivered and acknowledged."""
     deadline = time.monotonic() + 30
     while True:
-        await worker.step()
+        await worker.run_once()
         lag = 0
         for stream in worker.streams():
             for g in await r.xinfo_groups(stream):

@@ -56,7 +56,7 @@ async def test_queued_finals_are_decoded_as_one_batch(redis_url: str) -> None:
         await xadd(r, s.segments_stream, job, 1000)
     worker = TranscriberWorker(s, r, LocalBackend(s))
     before = batches()
-    await worker.step()
+    await worker.run_once()
     assert batches() == (before[0] + 1, before[1] + 3)  # one batch of the three decodable finals
 
     def finals(sid: str) -> list[TranscriptEvent]:

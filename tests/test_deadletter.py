@@ -46,8 +46,7 @@ async def test_a_segment_that_keeps_failing_is_dead_lettered(redis_url: str) -> 
     for _ in range(20):
         if await r.xlen(s.deadletter_stream):
             break
-        worker._last_claim = 0.0  # reclaim on every step
-        await worker.step()
+        await worker.run_once(reclaim=True)  # reclaim on every turn
     [(_, dead)] = await r.xrange(s.deadletter_stream)
     assert dead[b"origin"] == s.segments_stream.encode() and b"failed 2 times" in dead[b"reason"]
     assert dead[b"pcm"] == b"\x01\x02\x03", "the entry is kept whole"
@@ -67,7 +66,7 @@ async def test_a_segment_that_keeps_failing_is_dead_lettered(redis_url: str) -> 
         )
     await xadd(r, s.transcripts_stream, VadDone(sid="dl1", segments=5), 1000)
     for _ in range(5):
-        await a.step()
+        await a.run_once()
     events = [from_fields(f) for _, f in await r.xrange(s.events_key("dl1"))]
     assert isinstance(events[-1], AlertsDone) and events[-1].segments == 5
     await r.aclose()

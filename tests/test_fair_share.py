@@ -97,7 +97,7 @@ async def test_a_second_transcriber_gets_half_of_a_burst(
         await xadd(redis_conn, s.segments_stream, clip_job(f"f{i}", 0), 1000)
     q = await queue(redis_conn, s.segments_stream, keys.TRANSCRIBER_GROUP, a.consumer)
     assert q.free == 2 and q.lag in (8, None)  # None: Redis 6 has no lag
-    await asyncio.gather(a.step(), b.step())
+    await asyncio.gather(a.run_once(), b.run_once())
     if not fair:  # what fair sharing mends: the first worker took the whole burst, the other idled
         assert (a.done["final"], b.done["final"]) in {(8, 0), (0, 8)}
         return
@@ -125,7 +125,7 @@ async def test_a_busy_transcriber_leaves_the_rest_to_a_free_one(
     held = await a.fetch([s.segments_stream], 2, None)  # a holds 2 (as if decoding them)
     q = await queue(redis_conn, s.segments_stream, keys.TRANSCRIBER_GROUP, b.consumer)
     assert q.free == 1 and q.share(8) == (4 if q.lag is not None else 8)
-    await b.step()
+    await b.run_once()
     assert b.done["final"] == 4
     await a.process(s.segments_stream, held[0][1])
     assert a.done["final"] == 2
@@ -145,20 +145,20 @@ async def test_finals_behind_shed_partials(
     partial = clip_job("s2", 0, final=False, rev=1)
     await redis_conn.hset(s.partials_key("s2"), "0", "1")  # the newest partial: not stale
     await xadd(redis_conn, s.partials_stream, partial, 1000)
-    await w.step()  # the late final
+    await w.run_once()  # the late final
     assert w.done["final"] == 1 and w.shed_until > time.monotonic()
-    await w.step()  # the partial: shed, acknowledged, not decoded
+    await w.run_once()  # the partial: shed, acknowledged, not decoded
     assert w.done["shed"] == 1 and w.done["partial"] == 0
     assert (await redis_conn.xpending(s.partials_stream, keys.TRANSCRIBER_GROUP))["pending"] == 0
     assert not await redis_conn.xrange(s.events_key("s2"))
     # Once finals are on time again (the window has passed), partials are decoded.
     w.shed_until = 0.0
     await xadd(redis_conn, s.segments_stream, clip_job("s1", 1), 1000)
-    await w.step()
+    await w.run_once()
     assert w.done["final"] == 2 and w.shed_until == 0.0  # that final did not wait: nothing shed
     await redis_conn.hset(s.partials_key("s2"), "0", "2")
     await xadd(redis_conn, s.partials_stream, clip_job("s2", 0, final=False, rev=2), 1000)
-    await w.step()
+    await w.run_once()
     assert w.done["partial"] == 1
     (event,) = [from_fields(f) for _, f in await redis_conn.xrange(s.events_key("s2"))]
     assert isinstance(event, TranscriptEvent) and not event.final and event.text

@@ -83,7 +83,7 @@ async def test_openai_backend_end_to_end(redis_url: str, fake_openai: tuple[str,
 
     worker = TranscriberWorker(s, r, OpenAIBackend(s))
     while not await r.exists(s.events_key("oai1")):
-        await asyncio.wait_for(worker.step(), 30)
+        await asyncio.wait_for(worker.run_once(), 30)
 
     [req] = received
     assert req["model"] == "whisper-large-v3" and req["auth"] == "Bearer sk-test"

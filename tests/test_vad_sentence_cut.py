@@ -69,7 +69,7 @@ async def run_until(w: VadWorker, done: Callable[[], bool | Awaitable[bool]]) ->
         got = done()
         if await got if inspect.isawaitable(got) else got:
             return
-        await w.step()
+        await w.run_once()
     raise AssertionError("the worker did not get there")
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -33,22 +32,20 @@ from shared.messages import (
 )
 from shared.service import heartbeat
 from shared.settings import AlertsSettings
-from shared.streams import StreamWorker, stage
+from shared.streams import stage
+from shared.worker import Read, StreamWorker
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 24 * 3600
 
 
-class AlertsWorker(StreamWorker):
+class AlertsWorker(StreamWorker[AlertsSettings]):
     group = keys.ALERTS_GROUP
+    reads = (Read(("transcripts_stream",)),)
 
     def __init__(self, settings: AlertsSettings, r: aioredis.Redis, consumer: str | None = None) -> None:
         super().__init__(settings, r, consumer)
-        self.cfg = settings
         self.sent = 0
-
-    def streams(self) -> Iterable[str]:
-        return [self.cfg.transcripts_stream]
 
     async def handle(self, stream: str, msg: Msg) -> None:
         if isinstance(msg, TranscriptRecord):
@@ -60,7 +57,7 @@ class AlertsWorker(StreamWorker):
             await self.r.hset(keys.alerts_state(msg.sid), "expected", msg.segments)
             await self.advance(msg.sid)
         else:
-            log.warning("unexpected message type=%s on %s", msg.type, stream)  # type: ignore[attr-defined]
+            log.warning("unexpected message type=%s on %s", msg.type, stream)
 
     async def on_dead(self, stream: str, msg: Msg) -> None:
         """A transcript the detector keeps failing on: scan it as empty, so the session can end."""
@@ -71,12 +68,12 @@ class AlertsWorker(StreamWorker):
 
     def detector(self, h: dict[str, str]) -> Detector:
         if "detector" in h:
-            return restore_detector(self.cfg, json.loads(h["detector"]))
+            return restore_detector(self.settings, json.loads(h["detector"]))
         config = SessionConfig.model_validate_json(h["config"]) if "config" in h else SessionConfig()
         # The detector resolves the zone (the server's when unknown) and turns `now` into it.
         started = datetime.fromtimestamp(config.started_at, UTC) if config.started_at else None
         return make_detector(
-            self.cfg, config.keywords, started, config.timezone or self.cfg.timezone, config.names
+            self.settings, config.keywords, started, config.timezone or self.settings.timezone, config.names
         )
 
     async def advance(self, sid: str) -> None:
@@ -106,11 +103,11 @@ class AlertsWorker(StreamWorker):
     async def write(
         self, sid: str, det: Detector | None, nxt: int, fed: list[str], alerts: list[AlertEvent], done: bool
     ) -> None:
-        events = self.cfg.events_key(sid)
+        events = self.settings.events_key(sid)
         async with self.r.pipeline(transaction=True) as pipe:
-            maxlen = self.cfg.stream_maxlen
+            maxlen = self.settings.stream_maxlen
             # For the archive worker (only when there is an archive: nobody else reads that stream).
-            archive = self.cfg.alerts_stream if self.cfg.database_url else None
+            archive = self.settings.alerts_stream if self.settings.database_url else None
             for a in alerts:
                 stage(pipe, events, a, maxlen)
                 if archive:
@@ -120,7 +117,7 @@ class AlertsWorker(StreamWorker):
                 if archive:
                     ended = SessionEnded(sid=sid, segments=nxt)
                     stage(pipe, archive, ended, maxlen)
-                pipe.expire(events, self.cfg.session_retention_s)  # the transcript is kept this long
+                pipe.expire(events, self.settings.session_retention_s)  # the transcript is kept this long
             state: dict[str, str | int] = {"next": nxt, "done": int(done)}
             if det is not None:
                 state["detector"] = json.dumps(det.state())

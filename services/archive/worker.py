@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
@@ -31,23 +30,21 @@ from shared.messages import (
 )
 from shared.service import heartbeat
 from shared.settings import ArchiveSettings
-from shared.streams import StreamWorker
+from shared.worker import Read, StreamWorker
 
 log = logging.getLogger(__name__)
 
 
-class ArchiveWorker(StreamWorker):
+class ArchiveWorker(StreamWorker[ArchiveSettings]):
     group = keys.ARCHIVE_GROUP
+    reads = (Read(("sessions_stream", "transcripts_stream", "alerts_stream")),)
 
     def __init__(
         self, settings: ArchiveSettings, r: aioredis.Redis, archive: Archive, consumer: str | None = None
     ) -> None:
         super().__init__(settings, r, consumer)
-        self.cfg, self.archive = settings, archive
+        self.archive = archive
         self.written = 0
-
-    def streams(self) -> Iterable[str]:
-        return [self.cfg.sessions_stream, self.cfg.transcripts_stream, self.cfg.alerts_stream]
 
     async def handle(self, stream: str, msg: Msg) -> None:
         delay = 0.2
@@ -58,9 +55,9 @@ class ArchiveWorker(StreamWorker):
             except DB_DOWN as e:
                 log.warning("archive database unreachable error=%r retry_in=%.1fs", e, delay)
                 await asyncio.sleep(delay)  # backoff while the database is away, the entry held
-                delay = min(delay * 2, self.cfg.retry_max_s)
+                delay = min(delay * 2, self.settings.retry_max_s)
         self.written += 1
-        if self.cfg.archive_fault_exit_after and self.written >= self.cfg.archive_fault_exit_after:
+        if self.settings.archive_fault_exit_after and self.written >= self.settings.archive_fault_exit_after:
             log.warning("fault injection: exiting after %d writes, before the ack", self.written)
             os._exit(70)  # noqa: SLF001 — a crash between the write and the ack, for the tests
 
@@ -83,7 +80,7 @@ class ArchiveWorker(StreamWorker):
             await self.archive.end_session(msg.sid, msg.segments)
             log.info("sid=%s archived session end segments=%d flags=%d", msg.sid, msg.segments, flags)
         elif not isinstance(msg, VadDone):  # the utterance count comes again with session_ended
-            log.warning("unexpected message type=%s", msg.type)  # type: ignore[attr-defined]
+            log.warning("unexpected message type=%s", msg.type)
 
     async def flags(self, sid: str) -> list[FlagEvent]:
         """The session's flags as the gateway keeps them (`flags:{sid}`, services/gateway/flags.py)."""

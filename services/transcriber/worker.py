@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -31,7 +30,8 @@ from shared import keys, metrics
 from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord
 from shared.service import heartbeat
 from shared.settings import TranscriberSettings
-from shared.streams import StreamWorker, stage
+from shared.streams import stage
+from shared.worker import Read, StreamWorker
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 6 * 3600
@@ -69,51 +69,58 @@ def timed_span(job: SegmentJob, pieces: list[Piece]) -> tuple[float, float]:
     return round(start, 3), round(max(start, end), 3)
 
 
-class TranscriberWorker(StreamWorker):
+FINALS, PARTIALS = ("segments_stream",), ("partials_stream",)
+
+
+class TranscriberWorker(StreamWorker[TranscriberSettings]):
+    """Finals first: a non-blocking read of at most this worker's share of the waiting finals (none
+    when the group's lag says none wait), topped up for at most batch_wait_ms when fewer came; only
+    when no final came, a blocking read of one entry of each stream (a partial, or a final that came
+    meanwhile). Finals that waited past partial_shed_wait_s shed partials for a while."""
+
     group = keys.TRANSCRIBER_GROUP
+    reads = (
+        Read(FINALS, count=lambda w, n: w.first, block=None, when=lambda w, n: w.q is None or w.q.lag != 0),
+        Read(
+            FINALS,
+            count=lambda w, n: w.want - n,
+            block=lambda w, n: w.settings.batch_wait_ms,
+            when=lambda w, n: 0 < n < w.want and w.settings.batch_wait_ms > 0,
+        ),
+        Read(FINALS + PARTIALS, count=1, when=lambda w, n: n == 0),
+    )
 
     def __init__(
         self, settings: TranscriberSettings, r: aioredis.Redis, backend: Backend, consumer: str | None = None
     ) -> None:
         super().__init__(settings, r, consumer)
-        self.cfg = settings
         self.backend = backend
         self.done = {"final": 0, "partial": 0, "stale": 0, "shed": 0}
         self.decoded: dict[tuple[str, int], tuple[Result, float]] = {}  # finals decoded as a batch
         self.sentences = SentenceCuts(settings, r, backend)  # sentence finals (sentences.py)
         self.shed_until = 0.0  # monotonic time until which partials are shed (finals are behind)
+        self.q: Queue | None = None  # this turn's view of the finals waiting (fair sharing)
+        self.first = self.want = 1  # this turn: finals read at first, and wanted in all
 
-    def streams(self) -> Iterable[str]:
-        return [self.cfg.segments_stream, self.cfg.partials_stream]
-
-    async def step(self) -> None:
-        """Finals first: a non-blocking read of at most this worker's share of the waiting finals
-        (topped up for at most batch_wait_ms when fewer came), else a blocking read that takes one
-        partial. Finals that waited past partial_shed_wait_s shed partials for a while."""
-        streams = await self.prepare()
-        q: Queue | None = None
-        if self.cfg.fair_share:
-            q = await queue(self.r, streams[0], self.group, self.consumer)
-            first = want = q.share(min(self.cfg.transcribe_batch, self.settings.read_count))
+    async def before_reads(self) -> None:
+        """This turn's share of the waiting finals (fair sharing), or a batch each."""
+        s = self.settings
+        if s.fair_share:
+            self.q = await queue(self.r, s.segments_stream, self.group, self.consumer)
+            self.first = self.want = self.q.share(min(s.transcribe_batch, s.read_count))
         else:  # one batch each, as before fair sharing (for comparison in bench.load)
-            first, want = self.settings.read_count, min(self.cfg.transcribe_batch, self.settings.read_count)
-        finals = []
-        if q is None or q.lag != 0:
-            finals = [e for _, entries in await self.fetch(streams[:1], first, None) for e in entries]
-        if finals and len(finals) < want and self.cfg.batch_wait_ms > 0:
-            more = await self.fetch(streams[:1], want - len(finals), self.cfg.batch_wait_ms)
-            finals += [e for _, entries in more for e in entries]
-        if finals:
-            if q is not None:
-                self.note_wait(q.waited_s(finals[0][0]), len(finals), q)
-            await self.process(streams[0], finals)
-        else:
-            await self.read(streams, 1, self.settings.block_ms)
-        await self.after_batch()
+            self.q = None
+            self.first, self.want = s.read_count, min(s.transcribe_batch, s.read_count)
+
+    async def on_taken(self, stream: str, entries: list) -> None:
+        """Finals taken: how long the oldest waited (a final of the last read came after the turn's
+        view of the queue, so it waited nothing)."""
+        if stream == self.settings.segments_stream and self.q is not None:
+            self.note_wait(self.q.waited_s(entries[0][0]), len(entries), self.q)
 
     def note_wait(self, waited_s: float, taken: int, q: Queue) -> None:
         """The oldest final just taken waited this long: past the limit, partials are shed a while."""
-        limit = self.cfg.partial_shed_wait_s
+        limit = self.settings.partial_shed_wait_s
         if limit <= 0 or waited_s < limit:
             return
         if time.monotonic() >= self.shed_until:
@@ -123,15 +130,15 @@ class TranscriberWorker(StreamWorker):
                 taken,
                 q.lag,
                 q.free,
-                self.cfg.partial_shed_for_s,
+                self.settings.partial_shed_for_s,
             )
-        self.shed_until = time.monotonic() + self.cfg.partial_shed_for_s
+        self.shed_until = time.monotonic() + self.settings.partial_shed_for_s
 
     async def before_handling(self, stream: str, msgs: list[Msg]) -> None:
         """Several finals read at once: decode them in batches; `final` then finds its result."""
         self.decoded.clear()
         jobs = [m for m in msgs if isinstance(m, SegmentJob) and m.final]
-        if len(jobs) < 2 or self.cfg.transcribe_batch < 2:
+        if len(jobs) < 2 or self.settings.transcribe_batch < 2:
             return
         reqs = []
         for job in list(jobs):
@@ -152,7 +159,7 @@ class TranscriberWorker(StreamWorker):
 
     async def handle(self, stream: str, msg: Msg) -> None:
         if not isinstance(msg, SegmentJob):
-            log.warning("unexpected message type=%s on %s", msg.type, stream)  # type: ignore[attr-defined]
+            log.warning("unexpected message type=%s on %s", msg.type, stream)
             return
         if msg.final:
             await self.final(msg)
@@ -166,30 +173,30 @@ class TranscriberWorker(StreamWorker):
             metrics.DROPPED_PARTIALS.inc()
 
     async def is_current(self, job: SegmentJob) -> bool:
-        latest = await self.r.hget(self.cfg.partials_key(job.sid), str(job.segment))
+        latest = await self.r.hget(self.settings.partials_key(job.sid), str(job.segment))
         return latest is not None and latest.decode() == str(job.rev)
 
     async def request(self, job: SegmentJob, prefix: str = "") -> Request:
         audio = np.frombuffer(job.pcm, np.int16).astype(np.float32) / 32768.0
         recent = ""
-        if self.cfg.prompt_context_chars:
+        if self.settings.prompt_context_chars:
             recent = (await self.r.get(keys.context(job.sid)) or b"").decode()[
-                -self.cfg.prompt_context_chars :
+                -self.settings.prompt_context_chars :
             ]
         language = await session_language(
-            self.r, self.backend, job, audio, self.cfg.events_key(job.sid), self.cfg.stream_maxlen
+            self.r, self.backend, job, audio, self.settings.events_key(job.sid), self.settings.stream_maxlen
         )
         # The lecture prompt and hotwords are English: with speech in another language they pull the
         # text towards English, and a translation of it towards repeating them ("exam dates, exam
         # dates"), so they are given only for English speech.
         english = language in (None, "en")
-        lecture = self.cfg.lecture_prompt if english else ""
+        lecture = self.settings.lecture_prompt if english else ""
         prompt = build_prompt(lecture, job.config.prompt, job.config.keywords, recent)
         return Request(
             audio,
             language,
             prompt,
-            self.cfg.hotwords if english else "",
+            self.settings.hotwords if english else "",
             partial=not job.final,
             prefix=prefix,
             task=job.config.task,
@@ -208,9 +215,9 @@ class TranscriberWorker(StreamWorker):
         metrics.SEGMENTS.labels("transcriber", kind).inc()
         pieces = keep_pieces(
             result.pieces,
-            self.cfg.no_speech_threshold,
-            self.cfg.logprob_threshold,
-            self.cfg.compression_ratio_threshold,
+            self.settings.no_speech_threshold,
+            self.settings.logprob_threshold,
+            self.settings.compression_ratio_threshold,
         )
         return pieces, len(result.pieces) - len(pieces), took
 
@@ -218,7 +225,9 @@ class TranscriberWorker(StreamWorker):
         try:
             pieces, dropped, took = await self.decode(job)
         except LanguageUnsupported as e:  # told once; the segment is closed with no text
-            await tell_unsupported(self.r, e, job, self.cfg.events_key(job.sid), self.cfg.stream_maxlen)
+            await tell_unsupported(
+                self.r, e, job, self.settings.events_key(job.sid), self.settings.stream_maxlen
+            )
             pieces, dropped, took = [], 0, 0.0
         text = drop_doubled(" ".join(p.text.strip() for p in pieces))
         start, end = timed_span(job, pieces)
@@ -228,10 +237,10 @@ class TranscriberWorker(StreamWorker):
         )
         record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
         async with self.r.pipeline(transaction=True) as pipe:
-            stage(pipe, self.cfg.events_key(job.sid), event, self.cfg.stream_maxlen)
-            stage(pipe, self.cfg.transcripts_stream, record, self.cfg.stream_maxlen)
+            stage(pipe, self.settings.events_key(job.sid), event, self.settings.stream_maxlen)
+            stage(pipe, self.settings.transcripts_stream, record, self.settings.stream_maxlen)
             pipe.hdel(keys.agreement(job.sid), str(job.segment))
-            if text and self.cfg.prompt_context_chars:
+            if text and self.settings.prompt_context_chars:
                 pipe.append(keys.context(job.sid), " " + text)
                 pipe.expire(keys.context(job.sid), STATE_TTL_S)
             await pipe.execute()
@@ -259,7 +268,7 @@ class TranscriberWorker(StreamWorker):
             segment=job.segment, start=job.start, end=job.end, text=text, final=False, stable=stable
         )
         async with self.r.pipeline(transaction=True) as pipe:
-            stage(pipe, self.cfg.events_key(job.sid), event, self.cfg.stream_maxlen)
+            stage(pipe, self.settings.events_key(job.sid), event, self.settings.stream_maxlen)
             pipe.hset(key, str(job.segment), json.dumps(agreement.to_dict()))
             pipe.expire(key, STATE_TTL_S)
             await pipe.execute()
@@ -279,15 +288,15 @@ class TranscriberWorker(StreamWorker):
         )
         record = TranscriptRecord(sid=msg.sid, transcript=event, config=msg.config)
         async with self.r.pipeline(transaction=True) as pipe:
-            stage(pipe, self.cfg.events_key(msg.sid), error, self.cfg.stream_maxlen)
-            stage(pipe, self.cfg.events_key(msg.sid), event, self.cfg.stream_maxlen)
-            stage(pipe, self.cfg.transcripts_stream, record, self.cfg.stream_maxlen)
+            stage(pipe, self.settings.events_key(msg.sid), error, self.settings.stream_maxlen)
+            stage(pipe, self.settings.events_key(msg.sid), event, self.settings.stream_maxlen)
+            stage(pipe, self.settings.transcripts_stream, record, self.settings.stream_maxlen)
             await pipe.execute()
         log.error("sid=%s seg=%d dead-lettered; the session was told", msg.sid, msg.segment)
 
     async def shutdown(self) -> None:
         await super().shutdown()
-        await leave(self.r, self.cfg.segments_stream, self.consumer)
+        await leave(self.r, self.settings.segments_stream, self.consumer)
 
     async def after_batch(self) -> None:
         info = {"backend": self.backend.name, **self.done}

@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +42,8 @@ from shared.messages import (
 from shared.recordings import audio_dir
 from shared.service import heartbeat
 from shared.settings import VadSettings
-from shared.streams import StreamWorker, stage
+from shared.streams import stage
+from shared.worker import Read, StreamWorker
 
 log = logging.getLogger(__name__)
 STATE_TTL_S = 6 * 3600
@@ -106,12 +106,14 @@ class SessionState:
         )
 
 
-class VadWorker(StreamWorker):
+class VadWorker(StreamWorker[VadSettings]):
+    """Each turn: new sessions (waiting for one only while it has none), then its sessions' audio."""
+
     group = keys.VAD_GROUP
+    reads = (Read(("sessions_stream",), block=lambda w, n: None if w.sessions else w.settings.block_ms),)
 
     def __init__(self, settings: VadSettings, r: aioredis.Redis, consumer: str | None = None) -> None:
         super().__init__(settings, r, consumer)
-        self.cfg = settings
         self.model = load_model(settings.vad_model_path)
         self.seg_cfg = SegmenterConfig(
             threshold=settings.vad_threshold,
@@ -128,16 +130,6 @@ class VadWorker(StreamWorker):
         self.audio_dir = audio_dir(settings)
         self.encoding: set[asyncio.Task] = set()  # recordings being encoded once their audio ended
         self._last_sweep = 0.0
-
-    def streams(self) -> Iterable[str]:
-        return [self.cfg.sessions_stream]
-
-    async def step(self) -> None:
-        streams = await self.prepare()
-        await self.read(streams, self.settings.read_count, None if self.sessions else self.settings.block_ms)
-        if self.sessions:
-            await self.read_audio()
-        await self.after_batch()
 
     async def handle(self, stream: str, msg: Msg) -> None:
         if isinstance(msg, SessionOpened):
@@ -158,15 +150,15 @@ class VadWorker(StreamWorker):
 
     def record(self, state: SessionState) -> None:
         """Start (or after a takeover, carry on) keeping the session's audio, at its checkpoint."""
-        if self.cfg.keep_audio:
+        if self.settings.keep_audio:
             state.recording = Recording(self.audio_dir, state.sid)
             state.recording.open_at(state.samples)
 
     async def read_audio(self) -> None:
-        ids = {self.cfg.audio_key(sid): s.last_id for sid, s in self.sessions.items()}
+        ids = {self.settings.audio_key(sid): s.last_id for sid, s in self.sessions.items()}
         resp = await self.r.xread(ids, count=self.settings.read_count, block=self.settings.block_ms)
         for key, entries in resp or []:
-            await self.on_entries(key.decode().removeprefix(self.cfg.audio_prefix), entries)
+            await self.on_entries(key.decode().removeprefix(self.settings.audio_prefix), entries)
 
     async def on_entries(self, sid: str, entries: list) -> None:
         """A session's entries of one read, in order. Consecutive audio frames go through the VAD
@@ -209,7 +201,7 @@ class VadWorker(StreamWorker):
             state.segmenter.utt_start is None and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
         ):
             await self.emit(state, utts)
-        if self.cfg.partials and state.config.partials:
+        if self.settings.partials and state.config.partials:
             await self.maybe_partial(state)
 
     def write_checkpoint(self, pipe: aioredis.client.Pipeline, state: SessionState) -> None:
@@ -219,7 +211,7 @@ class VadWorker(StreamWorker):
         pipe.hset(key, mapping=state.fields())
         pipe.expire(key, STATE_TTL_S)
         if state.last_id != "0-0":  # audio before the checkpoint is no longer needed
-            pipe.xtrim(self.cfg.audio_key(state.sid), minid=state.last_id, approximate=True)
+            pipe.xtrim(self.settings.audio_key(state.sid), minid=state.last_id, approximate=True)
         state.checkpointed = time.monotonic()
 
     async def emit(self, state: SessionState, utts: list[Utterance], done: bool = False) -> None:
@@ -232,12 +224,12 @@ class VadWorker(StreamWorker):
                 n = state.index(state.segmenter.next_index)
                 stage(
                     pipe,
-                    self.cfg.transcripts_stream,
+                    self.settings.transcripts_stream,
                     VadDone(sid=state.sid, segments=n),
-                    self.cfg.stream_maxlen,
+                    self.settings.stream_maxlen,
                 )
                 pipe.srem(keys.VAD_SESSIONS, state.sid)
-                pipe.delete(keys.vad_state(state.sid), self.cfg.audio_key(state.sid))
+                pipe.delete(keys.vad_state(state.sid), self.settings.audio_key(state.sid))
             else:
                 self.write_checkpoint(pipe, state)
             await pipe.execute()
@@ -256,13 +248,13 @@ class VadWorker(StreamWorker):
         """A final to transcribe; or, for another speaker with `others: drop`, its empty final."""
         seg, start, audio, speaker = piece
         if speaker == OTHER and state.config.others == "drop":
-            voicelock.write_dropped(pipe, self.cfg, state.sid, state.config, seg, start, len(audio))
+            voicelock.write_dropped(pipe, self.settings, state.sid, state.config, seg, start, len(audio))
         else:
             job = self.job(state, seg, start, audio, final=True)
             job.speaker = speaker  # type: ignore[assignment]
-            stage(pipe, self.cfg.segments_stream, job, self.cfg.stream_maxlen)
-        pipe.hset(self.cfg.partials_key(state.sid), str(seg), "final")
-        pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
+            stage(pipe, self.settings.segments_stream, job, self.settings.stream_maxlen)
+        pipe.hset(self.settings.partials_key(state.sid), str(seg), "final")
+        pipe.expire(self.settings.partials_key(state.sid), STATE_TTL_S)
 
     async def stop(self, state: SessionState) -> None:
         await self.emit(state, state.segmenter.flush(), done=True)
@@ -288,8 +280,8 @@ class VadWorker(StreamWorker):
         end = start + len(audio)
         grown = end - max(state.partial_end, start)
         if (
-            grown < self.cfg.partial_interval_s * SAMPLE_RATE
-            or len(audio) < self.cfg.partial_min_speech_s * SAMPLE_RATE
+            grown < self.settings.partial_interval_s * SAMPLE_RATE
+            or len(audio) < self.settings.partial_min_speech_s * SAMPLE_RATE
         ):
             return
         if state.lock is not None and not state.lock.partial_ok(start, audio):
@@ -299,11 +291,11 @@ class VadWorker(StreamWorker):
         state.partial_end = end
         job = self.job(state, seg, start, audio, final=False, rev=state.partial_rev)
         async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(self.cfg.partials_key(state.sid), str(seg), state.partial_rev)
-            pipe.expire(self.cfg.partials_key(state.sid), STATE_TTL_S)
+            pipe.hset(self.settings.partials_key(state.sid), str(seg), state.partial_rev)
+            pipe.expire(self.settings.partials_key(state.sid), STATE_TTL_S)
             # Exact: each partial is ~100 KB and the bound small (200; 5 in test_housekeeping), which
             # `~` would overshoot by up to a node of 100 entries, or not apply below one node.
-            stage(pipe, self.cfg.partials_stream, job, self.cfg.partials_maxlen, exact=True)
+            stage(pipe, self.settings.partials_stream, job, self.settings.partials_maxlen, exact=True)
             await pipe.execute()
 
     def job(
@@ -321,17 +313,21 @@ class VadWorker(StreamWorker):
         )
 
     async def after_batch(self) -> None:
+        if self.sessions:
+            await self.read_audio()
         now = time.monotonic()
-        if now - self._last_lease_check >= self.cfg.vad_lease_s / 4:
+        if now - self._last_lease_check >= self.settings.vad_lease_s / 4:
             self._last_lease_check = now
             await self.keep_leases()
             await self.adopt_orphans()
-        for state in [s for s in self.sessions.values() if now - s.last_audio > self.cfg.vad_idle_timeout_s]:
+        for state in [
+            s for s in self.sessions.values() if now - s.last_audio > self.settings.vad_idle_timeout_s
+        ]:
             log.warning(
-                "sid=%s no audio for %.0fs; ending the session", state.sid, self.cfg.vad_idle_timeout_s
+                "sid=%s no audio for %.0fs; ending the session", state.sid, self.settings.vad_idle_timeout_s
             )
             await self.stop(state)
-        if self.cfg.keep_audio and now - self._last_sweep > ORPHAN_SWEEP_S:
+        if self.settings.keep_audio and now - self._last_sweep > ORPHAN_SWEEP_S:
             self._last_sweep = now
             await self.finish_orphans()
         metrics.ACTIVE_SESSIONS.labels("vad").set(len(self.sessions))
