@@ -53,14 +53,7 @@ FRAME = 1600  # the 100 ms frames a client sends
 def cut(lecture: Lecture) -> list[Utterance]:
     """The utterances the VAD worker would send as finals for this file, fed in 100 ms frames."""
     v = VadSettings()
-    cfg = SegmenterConfig(
-        v.vad_threshold,
-        v.vad_neg_threshold,
-        v.vad_min_silence_s,
-        v.vad_pad_s,
-        v.vad_min_speech_s,
-        v.vad_max_utterance_s,
-    )
+    cfg = SegmenterConfig.from_settings(v)
     vad, seg = StreamingVad(load_model(v.vad_model_path)), Segmenter(cfg)
     out: list[Utterance] = []
     for i in range(0, len(lecture.pcm), FRAME):

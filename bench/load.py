@@ -155,11 +155,12 @@ def process_name(pid: int) -> str:
     return "postgres" if argv and "postgres" in argv[0] else "other"
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of a process (VmHWM), in MiB; 0 once it is gone."""
+def status_mb(pid: int, key: str) -> float:
+    """A memory figure of a process from /proc/PID/status (`VmHWM`: peak resident, `VmRSS`: resident
+    now), in MiB; 0 once it is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -186,7 +187,7 @@ async def run_n(stack: Stack, n: int, lectures: list[Lecture], stagger: float) -
     for pid, secs in used.items():
         name = names.get(pid, "other")
         by_service[name] = by_service.get(name, 0.0) + secs / audio_s
-        rss[name] = max(rss.get(name, 0.0), peak_rss_mb(pid))
+        rss[name] = max(rss.get(name, 0.0), status_mb(pid, "VmHWM"))
     figs = [
         analyse(r.messages, lec, 1.0, r.stop_at)
         for r, lec in zip(runs, plan, strict=True)

@@ -27,7 +27,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from bench.common import Lecture, Span, fmt, load_lecture, percentile, word_errors
-from bench.load import Stack, process_name
+from bench.load import Stack, process_name, status_mb
 from bench.session import stream_session
 from bench.stream import split_transcripts
 from shared import keys
@@ -68,21 +68,11 @@ class Window:
     rows: dict = field(default_factory=dict)
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 async def sample(stack: Stack, r: aioredis.Redis, audio_s: float) -> Sample:
     by_name: dict[str, float] = {}
     for pid in stack.pids():
         name = process_name(pid)
-        by_name[name] = by_name.get(name, 0.0) + rss_mb(pid)
+        by_name[name] = by_name.get(name, 0.0) + status_mb(pid, "VmRSS")
     info = await r.info("memory")
     lengths = {s: int(await r.xlen(s)) for s in keys.WORK_STREAMS}
     return Sample(audio_s, by_name, info["used_memory"] / 2**20, int(await r.dbsize()), lengths)

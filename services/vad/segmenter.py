@@ -10,22 +10,34 @@ session audio (16 kHz), counted from the session's first sample.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from services.vad.silero import WINDOW
 from shared.messages import SAMPLE_RATE
+from shared.settings import VadSettings
+
+
+def _vad_default(name: str) -> float:
+    """The default of the VadSettings field `vad_{name}` (one home for the numbers)."""
+    return VadSettings.model_fields[f"vad_{name}"].default
 
 
 @dataclass
 class SegmenterConfig:
-    threshold: float = 0.5
-    neg_threshold: float = 0.35
-    min_silence_s: float = 0.4
-    pad_s: float = 0.3
-    min_speech_s: float = 0.25
-    max_utterance_s: float = 20.0
+    """How utterances are cut: the VadSettings fields `vad_{name}` (VAD_THRESHOLD, ...), their defaults."""
+
+    threshold: float = _vad_default("threshold")
+    neg_threshold: float = _vad_default("neg_threshold")
+    min_silence_s: float = _vad_default("min_silence_s")
+    pad_s: float = _vad_default("pad_s")
+    min_speech_s: float = _vad_default("min_speech_s")
+    max_utterance_s: float = _vad_default("max_utterance_s")
+
+    @classmethod
+    def from_settings(cls, settings: VadSettings) -> SegmenterConfig:
+        return cls(**{f.name: getattr(settings, f"vad_{f.name}") for f in fields(cls)})
 
 
 @dataclass

@@ -115,14 +115,7 @@ class VadWorker(StreamWorker[VadSettings]):
     def __init__(self, settings: VadSettings, r: aioredis.Redis, consumer: str | None = None) -> None:
         super().__init__(settings, r, consumer)
         self.model = load_model(settings.vad_model_path)
-        self.seg_cfg = SegmenterConfig(
-            threshold=settings.vad_threshold,
-            neg_threshold=settings.vad_neg_threshold,
-            min_silence_s=settings.vad_min_silence_s,
-            pad_s=settings.vad_pad_s,
-            min_speech_s=settings.vad_min_speech_s,
-            max_utterance_s=settings.vad_max_utterance_s,
-        )
+        self.seg_cfg = SegmenterConfig.from_settings(settings)
         self.lock_cfg = voicelock.config(settings)
         self.leases = checkpoint.Leases(r, self.consumer, int(settings.vad_lease_s * 1000))
         self.sessions: dict[str, SessionState] = {}
