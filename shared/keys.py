@@ -110,3 +110,21 @@ def audio(sid: str) -> str:
 def events(sid: str) -> str:
     """Stream: the session's events under the default prefix (a worker uses `settings.events_key`)."""
     return f"{EVENTS_PREFIX}{sid}"
+
+
+def session_keys(sid: str) -> list[str]:
+    """Every key of one session but its two streams (their prefixes are settings): what deleting a
+    session removes."""
+    return [
+        session(sid),
+        upload(sid),
+        flags(sid),
+        alerts_state(sid),
+        partials(sid),
+        agreement(sid),
+        context(sid),
+        language(sid),
+        language_error(sid),
+        vad_state(sid),
+        vad_lease(sid),
+    ]

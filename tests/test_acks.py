@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.gateway.acks import entry_json_prefix
 from services.gateway.app import make_app
+from shared import keys
 from shared.messages import AudioChunk, from_fields, to_fields
 from shared.redis_server import start_redis
 from shared.settings import GatewaySettings
@@ -41,7 +42,7 @@ async def gw(redis_url: str) -> AsyncIterator[TestClient]:
 
 async def stored(r: aioredis.Redis, sid: str) -> bytes:
     """The session's audio as stored, in order; its entries numbered 0, 1, 2, ..."""
-    entries = await r.xrange(f"audio:{sid}")
+    entries = await r.xrange(keys.audio(sid))
     chunks = [from_fields(f) for _, f in entries]
     audio = [c for c in chunks if isinstance(c, AudioChunk)]
     assert [c.seq for c in audio] == list(range(len(audio)))
@@ -195,10 +196,10 @@ async def test_no_audio_after_the_stop(gw: TestClient, r: aioredis.Redis) -> Non
     await next_of(ws2, "session")
     await send(ws2, AUDIO[FRAME * 5 : FRAME * 10])
     await ws2.send_str(json.dumps({"type": "stop"}))
-    await until(lambda: r.hget(f"session:{sid}", "status"), b"stopping")
+    await until(lambda: r.hget(keys.session(sid), "status"), b"stopping")
     await ws1.send_bytes(AUDIO[FRAME * 10 : FRAME * 11])
     assert (await next_of(ws1, "error"))["code"] == "audio_after_stop"
-    entries = await r.xrange(f"audio:{sid}")
+    entries = await r.xrange(keys.audio(sid))
     assert [from_fields(f).type for _, f in entries][-1] == "audio_stop"
     assert await stored(r, sid) == AUDIO[: FRAME * 10]
     await ws1.close()
@@ -258,7 +259,7 @@ async def test_only_the_connection_attached_last_detaches(r: aioredis.Redis, red
     await store.attach(sid, "old")
     await store.attach(sid, "new")
     assert await store.detach(sid, "old") is None
-    assert await r.hget(f"session:{sid}", "detached") is None
+    assert await r.hget(keys.session(sid), "detached") is None
     token = await store.detach(sid, "new")
-    assert token is not None and await r.hget(f"session:{sid}", "detached") == token.encode()
+    assert token is not None and await r.hget(keys.session(sid), "detached") == token.encode()
     assert await store.stop_if_still_detached(sid, token, 0)

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.archive.worker import ArchiveWorker
+from shared import keys
 from shared.archive import Archive
 from shared.db import connect_pool
 from shared.messages import (
@@ -110,7 +111,7 @@ async def test_worker_writes_a_lecture_once_even_when_delivered_twice(
     worker = ArchiveWorker(s, r, Archive(pool), consumer="a1")
     msgs = lecture("sid-arch-one", owner="f" * 64)
     flag = FlagEvent(id="flag-1", start=4.5, end=6.0, note="didn't get this")
-    await r.hset("flags:sid-arch-one", flag.id, flag.model_dump_json())  # as the gateway keeps them
+    await r.hset(keys.flags("sid-arch-one"), flag.id, flag.model_dump_json())  # as the gateway keeps them
     await publish(r, s, msgs[1:] + msgs[:1])  # the session's opening last: finals come first
     await publish(r, s, msgs)  # and everything again, as a redelivery would
     await drain(worker, r, s)
@@ -178,11 +179,11 @@ async def test_history_served_from_the_archive_once_redis_lost_it(
     worker = ArchiveWorker(s, r, Archive(pool), consumer="a3")
     await publish(r, s, lecture(sid))
     flag = FlagEvent(id="flag-3", start=4.5, end=6.0, note="ask about this")
-    await r.hset(f"flags:{sid}", flag.id, flag.model_dump_json())
+    await r.hset(keys.flags(sid), flag.id, flag.model_dump_json())
     await drain(worker, r, s)
-    await r.delete(f"flags:{sid}")
+    await r.delete(keys.flags(sid))
     # Redis never had (or no longer has) this session's registry entry or events.
-    await r.delete(f"session:{sid}", f"{s.events_prefix}{sid}")
+    await r.delete(keys.session(sid), s.events_key(sid))
     settings = GatewaySettings(
         redis_url=redis_url, database_url=fresh_database_url, events_prefix=s.events_prefix
     )
@@ -224,14 +225,14 @@ async def test_an_incomplete_archive_copy_yields_to_redis(
     row = await archive.session(sid)
     assert row is not None and row.ended and not row.complete
     for t in finals:
-        await r.xadd(f"events:{sid}", to_fields(t))
+        await r.xadd(keys.events(sid), to_fields(t))
     settings = GatewaySettings(redis_url=redis_url, database_url=fresh_database_url)
     from services.gateway.app import make_app
 
     async with TestClient(TestServer(make_app(settings))) as c:
         detail = await (await c.get(f"/api/sessions/{sid}")).json()
         assert [t["text"] for t in detail["transcript"]] == ["line 0", "line 1", "line 2"]
-        await r.delete(f"events:{sid}")
+        await r.delete(keys.events(sid))
         detail = await (await c.get(f"/api/sessions/{sid}")).json()
         assert [t["text"] for t in detail["transcript"]] == ["line 0", "line 1"]
     await archive.add_final(sid, config, finals[2])

@@ -32,6 +32,7 @@ import asyncpg
 import pytest
 import redis
 
+from shared import keys
 from shared.redis_server import start_redis
 from tests.audio_util import opus_seconds
 from tests.browser_util import find_chromium, missing_browser
@@ -228,7 +229,7 @@ async def test_the_lecture_outlives_redis(
     s.stop()
     s.flush_redis()
     s.start()
-    assert not redis.Redis(port=s.redis_port).exists(f"events:{sid}", f"session:{sid}")
+    assert not redis.Redis(port=s.redis_port).exists(keys.events(sid), keys.session(sid))
 
     listed = s.json("/api/sessions", HEADERS)["sessions"]
     assert [x["id"] for x in listed] == [sid] and listed[0]["alerts"] == len(set(alerts))

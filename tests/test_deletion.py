@@ -16,6 +16,7 @@ from services.gateway.app import make_app
 from services.gateway.owners import OWNER_HEADER, digest
 from services.gateway.sessions import SessionStore
 from services.vad.recording import Recording, encode
+from shared import keys
 from shared.archive import Archive
 from shared.db import connect_pool
 from shared.messages import AlertEvent, SessionConfig, TranscriptEvent, to_fields
@@ -37,10 +38,12 @@ async def lecture(r: aioredis.Redis, archive: Archive, owner: str, status: str) 
     sid = "del" + secrets.token_hex(8)
     config = SessionConfig(course="Biology", started_at=1_700_000_000.0)
     await SessionStore(r, s).create(sid, config, digest(owner))
-    await r.hset(f"session:{sid}", "status", status)
+    await r.hset(keys.session(sid), "status", status)
     final = TranscriptEvent(segment=0, start=0.0, end=2.0, text="The quiz is on Friday.", final=True)
     await r.xadd(s.events_key(sid), to_fields(final))
-    await r.hset(f"alerts:{sid}", "next", 1)
+    await r.hset(keys.alerts_state(sid), "next", 1)
+    await r.hset(keys.flags(sid), "f1", "{}")
+    await r.set(keys.language(sid), "en")
     await archive.open_session(sid, digest(owner), config)
     await archive.add_final(sid, config, final)
     await archive.add_alert(
@@ -67,7 +70,7 @@ async def test_the_owner_deletes_a_lecture_everywhere(
     assert await archive.session(sid) is not None  # nothing happened
     resp = await c.delete(f"/api/sessions/{sid}", headers={OWNER_HEADER: a})
     assert resp.status == 200 and await resp.json() == {"deleted": sid}
-    assert not await r.exists(f"session:{sid}", f"events:{sid}", f"alerts:{sid}")
+    assert not await r.exists(*keys.session_keys(sid), keys.events(sid), keys.audio(sid))
     assert not opus_path(GatewaySettings(), sid).exists()
     assert await archive.session(sid) is None
     for table in ("finals", "alerts", "shares"):
@@ -93,4 +96,4 @@ async def test_a_lecture_still_recording_is_not_deleted(
     sid = await lecture(r, archive, a, "live")
     resp = await c.delete(f"/api/sessions/{sid}", headers={OWNER_HEADER: a})
     assert resp.status == 409 and "stop it first" in (await resp.json())["error"]
-    assert await r.exists(f"session:{sid}") and await archive.session(sid) is not None
+    assert await r.exists(keys.session(sid)) and await archive.session(sid) is not None

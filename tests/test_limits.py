@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from services.gateway.app import make_app
 from services.gateway.flow import BYTES_PER_S, ConnectionLimits, owner_slot_key
 from services.gateway.state import CLIENT_LIMITS, OWNER_LIMITS
+from shared import keys
 from shared.settings import GatewaySettings
 from tests.client import FRAME_BYTES, collect
 from tests.util import Lecture, Stack, load_lecture
@@ -196,7 +197,7 @@ async def test_a_flooding_client_is_held_to_the_rate_and_the_neighbour_keeps_its
     ideal = (FLOOD_S - s.audio_burst_s) / s.max_audio_speed
     assert ideal - 0.1 <= t_all <= 3 * ideal, f"the flood took {t_all:.1f} s, paced it takes {ideal:.1f} s"
     r = aioredis.Redis.from_url(stack.redis_url)
-    assert int(await r.hget(f"session:{audio_out['sid']}", "received")) == len(flood)
+    assert int(await r.hget(keys.session(audio_out["sid"]), "received")) == len(flood)
     await r.aclose()
 
     # The text flooder: handled at most at the rate, the rest refused with rate_limited (once a second).

@@ -14,20 +14,9 @@ import logging
 from aiohttp import web
 
 from services.gateway import archived, owners, state
-from services.gateway.sessions import SessionStore
-from shared import recordings
+from shared import keys, recordings
 
 log = logging.getLogger(__name__)
-# Every per-session Redis key ({sid} filled in): registry, events, audio, worker state.
-SESSION_KEYS = (
-    "session:{sid}",
-    "upload:{sid}",
-    "alerts:{sid}",
-    "partials:{sid}",
-    "agreement:{sid}",
-    "vadstate:{sid}",
-    "vadlease:{sid}",
-)
 
 
 def add_routes(app: web.Application) -> None:
@@ -46,9 +35,8 @@ async def delete_session(request: web.Request) -> web.Response:
     if archive is not None:
         await archive.delete(sid)
     r, s = request.app[state.REDIS], request.app[state.SETTINGS]
-    keys = [k.format(sid=sid) for k in SESSION_KEYS] + [s.events_key(sid), s.audio_key(sid)]
-    assert SessionStore(r, s).key(sid) in keys
-    await r.delete(*keys)
+    # Every per-session Redis key: registry, flags, worker state, events, audio.
+    await r.delete(*keys.session_keys(sid), s.events_key(sid), s.audio_key(sid))
     recordings.remove(s, sid)
     log.info("sid=%s deleted by its owner", sid)
     return web.json_response({"deleted": sid})
