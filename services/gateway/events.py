@@ -130,7 +130,7 @@ async def for_client(
     async for msg in follow(r, s, sid, count, retry=retry):
         if msg is None or isinstance(msg, AlertsDone):
             yield msg
-        elif msg.type in CLIENT_EVENTS and finals.admit(msg):  # type: ignore[attr-defined]
+        elif msg.type in CLIENT_EVENTS and finals.admit(msg):
             yield msg
 
 
