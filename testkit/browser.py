@@ -1,15 +1,20 @@
-"""Chromium for the browser tests and the page benchmark: finding it, its flags, and a WAV file as
-its fake microphone (played in real time).
+"""Chromium for the browser tests and the page benchmark: finding it, its flags, a WAV file as its
+fake microphone (played in real time), and starting it with one page open (`launched`, `open_page`).
 """
 
 from __future__ import annotations
 
 import ctypes.util
 import importlib.util
+import inspect
 import os
 import shutil
 import wave
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 INSTALL_HINT = (
     "the browser test needs Chromium and Playwright for Python: "
@@ -95,3 +100,51 @@ def write_fake_mic(
         w.setframerate(wav_rate)
         w.writeframes(body + b"\0\0" * int(silence_s * wav_rate))
     return out
+
+
+@asynccontextmanager
+async def launched(mic: Path | None = None) -> AsyncIterator[Any]:
+    """The system Chromium, headless (with `mic` as its microphone), through Playwright; closed on exit."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        args = chromium_args(mic) if mic is not None else ["--no-sandbox"]
+        browser = await pw.chromium.launch(executable_path=find_chromium(), headless=True, args=args)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class OpenPage:
+    """A page of the app in its own browser context, and the uncaught errors it has thrown so far."""
+
+    page: Any
+    context: Any
+    errors: list[str] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def open_page(
+    base_url: str,
+    mic: Path | None = None,
+    *,
+    permissions: tuple[str, ...] = ("microphone",),
+    before_load: Callable[[Any], Any] | None = None,
+    **context_options: Any,
+) -> AsyncIterator[OpenPage]:
+    """`launched(mic)`, a context (locale en-US and `context_options`, e.g. viewport, timezone_id)
+    granted `permissions` on `base_url`, and one page, its errors collected, loaded at `base_url`/
+    after `before_load(page)` (awaited when it returns an awaitable: routing its sockets, an init
+    script). Closed on exit."""
+    async with launched(mic) as browser:
+        context = await browser.new_context(locale="en-US", **context_options)
+        if permissions:
+            await context.grant_permissions(list(permissions), origin=base_url)
+        opened = OpenPage(await context.new_page(), context)
+        opened.page.on("pageerror", lambda exc: opened.errors.append(str(exc)))
+        if before_load is not None and inspect.isawaitable(ready := before_load(opened.page)):
+            await ready
+        await opened.page.goto(f"{base_url}/")
+        yield opened

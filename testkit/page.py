@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from testkit.browser import chromium_args, find_chromium
+from testkit.browser import open_page
 from testkit.truth import SAMPLE_RATE
 
 
@@ -41,7 +41,7 @@ CLOCKS = """() => {
 
 
 async def run_page(url_base: str, mic: Path, clip_s: float, voice_processing: bool = False) -> dict[str, Any]:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     received: list[dict[str, Any]] = []
     sent_text: list[dict[str, Any]] = []
@@ -67,18 +67,9 @@ async def run_page(url_base: str, mic: Path, clip_s: float, voice_processing: bo
         ws.on("framesent", tx)
 
     t0 = time.monotonic()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=find_chromium(), headless=True, args=chromium_args(mic)
-        )
-        try:
-            context = await browser.new_context(locale="en-US")
-            await context.grant_permissions(["microphone"], origin=url_base)
-            page = await context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("websocket", on_socket)
-            await page.goto(f"{url_base}/")
+    try:
+        async with open_page(url_base, mic, before_load=lambda p: p.on("websocket", on_socket)) as opened:
+            page, errors = opened.page, opened.errors
             body = page.locator("body")
             await expect(body).to_have_attribute("data-phase", "idle")
             if not voice_processing:  # the microphone's audio as it is, like bench.stream's
@@ -104,10 +95,8 @@ async def run_page(url_base: str, mic: Path, clip_s: float, voice_processing: bo
                 " text: e.querySelector('.text').textContent}))",
             )
             out["page_errors"] = errors
-        except Exception as exc:  # report what was collected so far
-            out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        finally:
-            await browser.close()
+    except Exception as exc:  # report what was collected so far
+        out["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
     out.update(received=received, sent_text=sent_text, sockets=sockets, wall=time.monotonic() - t0)
     out["sent_audio"] = b"".join(sent_audio)  # written to DIR/page_sent.pcm, not to page.json
     out["finals"] = finals_in_order(received)

@@ -17,9 +17,12 @@ from typing import Any
 from testkit.browser import (  # noqa: F401 (the browser tests import these from here)
     FAKE_DEVICE_RATE,
     INSTALL_HINT,
+    OpenPage,
     chromium_args,
     find_chromium,
+    launched,
     missing_browser,
+    open_page,
     resample_pcm,
     write_fake_mic,
 )

@@ -35,7 +35,7 @@ import redis
 from shared import keys
 from shared.redis_server import start_redis
 from tests.audio_util import opus_seconds
-from tests.browser_util import find_chromium, missing_browser
+from tests.browser_util import launched, missing_browser, open_page
 from tests.client import FRAME_BYTES, collect, finals
 from tests.util import ROOT, Lecture, free_port, wait_ready
 
@@ -143,8 +143,6 @@ def state() -> dict[str, Any]:
 async def stream_with_follower(s: ArchiveStack, pcm: bytes) -> tuple[Streamed, list[dict[str, Any]], str]:
     """Streams the lecture as its owner; once a few finals are out, shares it and opens the link
     in Chromium; returns what the owner got, what the page shows at the end, and its final state."""
-    from playwright.async_api import async_playwright
-
     got: list[dict[str, Any]] = []
     async with (
         aiohttp.ClientSession() as http,
@@ -152,41 +150,35 @@ async def stream_with_follower(s: ArchiveStack, pcm: bytes) -> tuple[Streamed, l
     ):
         await ws.send_str(json.dumps({"type": "start", "owner": OWNER, "course": "Biology 101"}))
         reader = asyncio.create_task(collect(ws, got))
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(
-                executable_path=find_chromium(), headless=True, args=["--no-sandbox"]
-            )
-            try:
-                page = None
-                t0 = time.monotonic()
-                for i in range(0, len(pcm), FRAME_BYTES):
-                    await asyncio.sleep(max(0.0, t0 + i / 32000 / SPEED - time.monotonic()))  # pacing
-                    await ws.send_bytes(pcm[i : i + FRAME_BYTES])
-                    if page is None and len(finals(got)) >= 3:  # mid-lecture: a follower joins
-                        sid = next(m["session"] for m in got if m["type"] == "session")
-                        async with http.post(f"{s.http}/api/sessions/{sid}/share", headers=HEADERS) as resp:
-                            assert resp.status == 201, await resp.text()
-                            link = (await resp.json())["url"]
-                        joined_at = len(finals(got))
-                        page = await browser.new_page()
-                        await page.goto(s.http + link)
-                        # What it shows first is the lecture from its start, not from when it joined.
-                        await page.wait_for_function(
-                            f"() => window.classrec.transcript.toJSON().filter(t => t.final).length >= {joined_at}",
-                            timeout=30_000,
-                        )
-                        first = await page.evaluate(
-                            "() => window.classrec.transcript.toJSON().filter(t => t.final).map(t => t.segment)"
-                        )
-                        assert sorted(first)[:joined_at] == list(range(joined_at)), first
-                await ws.send_str(json.dumps({"type": "stop"}))
-                await asyncio.wait_for(reader, 300)
-                assert page is not None, "the lecture ended before 3 finals"
-                await page.wait_for_function("() => window.classrec.follow.state === 'ended'", timeout=60_000)
-                shown = await page.evaluate("() => window.classrec.transcript.toJSON().filter(t => t.final)")
-                status = await page.inner_text("#status")
-            finally:
-                await browser.close()
+        async with launched() as browser:
+            page = None
+            t0 = time.monotonic()
+            for i in range(0, len(pcm), FRAME_BYTES):
+                await asyncio.sleep(max(0.0, t0 + i / 32000 / SPEED - time.monotonic()))  # pacing
+                await ws.send_bytes(pcm[i : i + FRAME_BYTES])
+                if page is None and len(finals(got)) >= 3:  # mid-lecture: a follower joins
+                    sid = next(m["session"] for m in got if m["type"] == "session")
+                    async with http.post(f"{s.http}/api/sessions/{sid}/share", headers=HEADERS) as resp:
+                        assert resp.status == 201, await resp.text()
+                        link = (await resp.json())["url"]
+                    joined_at = len(finals(got))
+                    page = await browser.new_page()
+                    await page.goto(s.http + link)
+                    # What it shows first is the lecture from its start, not from when it joined.
+                    await page.wait_for_function(
+                        f"() => window.classrec.transcript.toJSON().filter(t => t.final).length >= {joined_at}",
+                        timeout=30_000,
+                    )
+                    first = await page.evaluate(
+                        "() => window.classrec.transcript.toJSON().filter(t => t.final).map(t => t.segment)"
+                    )
+                    assert sorted(first)[:joined_at] == list(range(joined_at)), first
+            await ws.send_str(json.dumps({"type": "stop"}))
+            await asyncio.wait_for(reader, 300)
+            assert page is not None, "the lecture ended before 3 finals"
+            await page.wait_for_function("() => window.classrec.follow.state === 'ended'", timeout=60_000)
+            shown = await page.evaluate("() => window.classrec.transcript.toJSON().filter(t => t.final)")
+            status = await page.inner_text("#status")
     sid = next(m["session"] for m in got if m["type"] == "session")
     return Streamed(sid, got, len(pcm) / 32000), shown, status
 
@@ -281,31 +273,24 @@ async def test_the_page_searches_past_lectures_and_opens_the_moment(
 ) -> None:
     """In Chromium, with the owner's key in localStorage: the search box finds a word of the
     lecture (after the Redis flush: from the archive) and a hit opens the lecture at that final."""
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     streamed = await lecture_streamed(archive_stack, lecture1, state)
     target = next(f for f in finals(streamed.messages)[2:] if len(f["text"].split()) >= 4)
     word = max(target["text"].split(), key=len).strip(".,!?;:").lower()
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=find_chromium(), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            page = await browser.new_page()
-            await page.add_init_script(f"localStorage.setItem('classrec.owner', {json.dumps(OWNER)})")
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(archive_stack.http + "/")
-            await page.click("#history summary")
-            await page.fill("#search-q", word)
-            await page.press("#search-q", "Enter")
-            hit = page.locator(f'.search-hit[data-segment="{target["segment"]}"]')
-            await expect(hit).to_be_visible(timeout=20_000)
-            await expect(hit.locator("mark").first).to_be_visible()
-            await hit.click()
-            seg = page.locator(f'#history-view .history-seg[data-segment="{target["segment"]}"]')
-            await expect(seg).to_have_class(re.compile(r"\bhighlight\b"), timeout=10_000)
-            assert (await seg.locator(".text").inner_text()).split() == target["text"].split()
-            assert not errors, errors
-        finally:
-            await browser.close()
+    owner_key = f"localStorage.setItem('classrec.owner', {json.dumps(OWNER)})"
+    async with open_page(
+        archive_stack.http, permissions=(), before_load=lambda p: p.add_init_script(owner_key)
+    ) as opened:
+        page, errors = opened.page, opened.errors
+        await page.click("#history summary")
+        await page.fill("#search-q", word)
+        await page.press("#search-q", "Enter")
+        hit = page.locator(f'.search-hit[data-segment="{target["segment"]}"]')
+        await expect(hit).to_be_visible(timeout=20_000)
+        await expect(hit.locator("mark").first).to_be_visible()
+        await hit.click()
+        seg = page.locator(f'#history-view .history-seg[data-segment="{target["segment"]}"]')
+        await expect(seg).to_have_class(re.compile(r"\bhighlight\b"), timeout=10_000)
+        assert (await seg.locator(".text").inner_text()).split() == target["text"].split()
+        assert not errors, errors

@@ -26,9 +26,8 @@ import pytest
 
 from tests.browser_util import (
     SocketLog,
-    chromium_args,
-    find_chromium,
     missing_browser,
+    open_page,
     parse_srt,
     write_fake_mic,
 )
@@ -66,128 +65,122 @@ def today_in(zone: str) -> date:
 
 
 async def test_live_lecture_in_the_browser(stack: Stack, lecture1: Lecture, tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
-    executable = find_chromium()
     mic = write_fake_mic(lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=SILENCE_S)
     first_day = today_in(TIMEZONE)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, headless=True, args=chromium_args(mic))
-        try:
-            context = await browser.new_context(locale="en-US", timezone_id=TIMEZONE, viewport=VIEWPORT)
-            await context.grant_permissions(["microphone", "notifications"], origin=stack.http)
-            page = await context.new_page()
-            page_errors: list[str] = []
-            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            log = SocketLog()
-            await log.route(page)  # the page's WebSocket goes through the test, which can cut it
+    log = SocketLog()
+    async with open_page(
+        stack.http,
+        mic,
+        permissions=("microphone", "notifications"),
+        before_load=log.route,  # the page's WebSocket goes through the test, which can cut it
+        timezone_id=TIMEZONE,
+        viewport=VIEWPORT,
+    ) as opened:
+        page, page_errors = opened.page, opened.errors
 
-            await page.goto(f"{stack.http}/")
-            body = page.locator("body")
-            status = page.locator("#status")
-            await expect(body).to_have_attribute("data-phase", "idle")
-            await page.fill("#course", "BIO 101")
-            await page.fill("#keywords", "membrane, lab report")
-            await page.click("#start")
+        body = page.locator("body")
+        status = page.locator("#status")
+        await expect(body).to_have_attribute("data-phase", "idle")
+        await page.fill("#course", "BIO 101")
+        await page.fill("#keywords", "membrane, lab report")
+        await page.click("#start")
 
-            await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
-            await expect(status).to_have_attribute("data-state", "live", timeout=15_000)
-            session_id = page.locator("#session-id")
-            await expect(session_id).not_to_be_empty(timeout=15_000)
-            sid = await session_id.text_content()
-            await expect(page.locator("#stop")).to_be_enabled()
+        await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
+        await expect(status).to_have_attribute("data-state", "live", timeout=15_000)
+        session_id = page.locator("#session-id")
+        await expect(session_id).not_to_be_empty(timeout=15_000)
+        sid = await session_id.text_content()
+        await expect(page.locator("#stop")).to_be_enabled()
 
-            finals = page.locator("#transcript .seg.final")
-            # "The cell membrane ..." ends 11.8 s into the audio.
-            await expect(finals.filter(has_text=re.compile(r"membrane", re.I)).first).to_be_visible(
-                timeout=40_000
-            )
+        finals = page.locator("#transcript .seg.final")
+        # "The cell membrane ..." ends 11.8 s into the audio.
+        await expect(finals.filter(has_text=re.compile(r"membrane", re.I)).first).to_be_visible(
+            timeout=40_000
+        )
 
-            # The network drops in the middle of the third sentence and stays down for OFFLINE_S.
-            await page.wait_for_function(
-                "seconds => window.classrec.recording.sentSeconds >= seconds", arg=DROP_AT_S, timeout=30_000
-            )
-            await log.drop()
-            await expect(status).to_have_attribute("data-state", "reconnecting", timeout=5_000)
-            await asyncio.sleep(OFFLINE_S)  # the outage itself, not a synchronisation
-            buffered = await page.evaluate("() => window.classrec.recording.conn.bufferedSeconds")
-            assert buffered >= 1.0, f"the page did not buffer while offline: {buffered:.2f} s"
-            log.restore()
-            await expect(status).to_have_attribute("data-state", "live", timeout=15_000)
-            await expect(session_id).to_have_text(sid)
-            await expect(body).to_have_attribute("data-phase", "live")
+        # The network drops in the middle of the third sentence and stays down for OFFLINE_S.
+        await page.wait_for_function(
+            "seconds => window.classrec.recording.sentSeconds >= seconds", arg=DROP_AT_S, timeout=30_000
+        )
+        await log.drop()
+        await expect(status).to_have_attribute("data-state", "reconnecting", timeout=5_000)
+        await asyncio.sleep(OFFLINE_S)  # the outage itself, not a synchronisation
+        buffered = await page.evaluate("() => window.classrec.recording.conn.bufferedSeconds")
+        assert buffered >= 1.0, f"the page did not buffer while offline: {buffered:.2f} s"
+        log.restore()
+        await expect(status).to_have_attribute("data-state", "live", timeout=15_000)
+        await expect(session_id).to_have_text(sid)
+        await expect(body).to_have_attribute("data-phase", "live")
 
-            # "... the second lab report is due on Thursday ..." ends at 18.3 s.
-            await expect(finals.filter(has_text=re.compile(r"lab report", re.I)).first).to_be_visible(
-                timeout=30_000
-            )
-            deadline = page.locator("#alerts article.alert[data-category=deadline]").filter(
-                has_text=re.compile(r"lab report", re.I)
-            )
-            await expect(deadline.first).to_be_visible(timeout=20_000)
-            await expect(deadline.first.locator(".alert-when")).to_contain_text("Thu")
-            await expect(deadline.first).to_contain_text("Deadline")
-            await expect(page.locator("#alert-count")).not_to_have_text("0")
-            await page.wait_for_function(
-                "() => document.querySelectorAll('#transcript .seg.final').length >= 3", timeout=10_000
-            )
-            await expect(body).to_have_attribute("data-phase", "live")  # still mid-lecture
-            await page.screenshot(path=str(SCREENSHOT))
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
+        # "... the second lab report is due on Thursday ..." ends at 18.3 s.
+        await expect(finals.filter(has_text=re.compile(r"lab report", re.I)).first).to_be_visible(
+            timeout=30_000
+        )
+        deadline = page.locator("#alerts article.alert[data-category=deadline]").filter(
+            has_text=re.compile(r"lab report", re.I)
+        )
+        await expect(deadline.first).to_be_visible(timeout=20_000)
+        await expect(deadline.first.locator(".alert-when")).to_contain_text("Thu")
+        await expect(deadline.first).to_contain_text("Deadline")
+        await expect(page.locator("#alert-count")).not_to_have_text("0")
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#transcript .seg.final').length >= 3", timeout=10_000
+        )
+        await expect(body).to_have_attribute("data-phase", "live")  # still mid-lecture
+        await page.screenshot(path=str(SCREENSHOT))
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":
+            README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
 
-            # Stop once the page has sent the last sentence ("Natural selection ...", ends 23.7 s) and the
-            # pause after it; the server still owes its transcript, which must come before "end".
-            await page.wait_for_function(
-                "seconds => window.classrec.recording.sentSeconds >= seconds", arg=CLIP_S, timeout=30_000
-            )
-            await page.click("#stop")
-            await expect(body).to_have_attribute("data-phase", "ended", timeout=60_000)
-            await expect(status).to_have_attribute("data-state", "ended")
-            await expect(status).to_have_text("ended")
+        # Stop once the page has sent the last sentence ("Natural selection ...", ends 23.7 s) and the
+        # pause after it; the server still owes its transcript, which must come before "end".
+        await page.wait_for_function(
+            "seconds => window.classrec.recording.sentSeconds >= seconds", arg=CLIP_S, timeout=30_000
+        )
+        await page.click("#stop")
+        await expect(body).to_have_attribute("data-phase", "ended", timeout=60_000)
+        await expect(status).to_have_attribute("data-state", "ended")
+        await expect(status).to_have_text("ended")
 
-            # The page: one element per segment, numbered 0..N-1, every one final.
-            segs = await page.eval_on_selector_all(
-                "#transcript .seg",
-                "els => els.map(e => ({segment: Number(e.dataset.segment), final: e.classList.contains('final'),"
-                " text: e.querySelector('.text').textContent}))",
-            )
-            numbers = [s["segment"] for s in segs]
-            assert numbers == list(range(len(segs))), (
-                f"segments missing, out of order or duplicated: {numbers}"
-            )
-            assert all(s["final"] for s in segs), segs
-            texts = [s["text"].strip().lower() for s in segs if s["text"].strip()]
-            assert len(texts) == len(set(texts)), f"a sentence was shown twice: {texts}"
-            assert_known_words(" ".join(texts))
-            alert_data = await page.evaluate("() => window.classrec.alerts.alerts")
-            notices = await page.locator("#notices .notice").all_inner_texts()
-            inputs = await page.evaluate(
-                "() => ({rate: window.classrec.recording.capture.inputRate,"
-                " sent: window.classrec.recording.sentSeconds, clock: window.classrec.recording.clock.seconds})"
-            )
+        # The page: one element per segment, numbered 0..N-1, every one final.
+        segs = await page.eval_on_selector_all(
+            "#transcript .seg",
+            "els => els.map(e => ({segment: Number(e.dataset.segment), final: e.classList.contains('final'),"
+            " text: e.querySelector('.text').textContent}))",
+        )
+        numbers = [s["segment"] for s in segs]
+        assert numbers == list(range(len(segs))), f"segments missing, out of order or duplicated: {numbers}"
+        assert all(s["final"] for s in segs), segs
+        texts = [s["text"].strip().lower() for s in segs if s["text"].strip()]
+        assert len(texts) == len(set(texts)), f"a sentence was shown twice: {texts}"
+        assert_known_words(" ".join(texts))
+        alert_data = await page.evaluate("() => window.classrec.alerts.alerts")
+        notices = await page.locator("#notices .notice").all_inner_texts()
+        inputs = await page.evaluate(
+            "() => ({rate: window.classrec.recording.capture.inputRate,"
+            " sent: window.classrec.recording.sentSeconds, clock: window.classrec.recording.clock.seconds})"
+        )
 
-            # The .srt of the session, as the page's history panel downloads it: with the page's owner
-            # key (the session is its owner's; without the key it does not exist).
-            owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")
-            srt_url = f"{stack.http}/api/sessions/{sid}/transcript.srt"
-            assert (await page.request.get(srt_url)).status == 404
-            resp = await page.request.get(srt_url, headers={"X-ClassRec-Owner": owner})
-            assert resp.ok, (resp.status, await resp.text())
-            assert "subrip" in resp.headers.get("content-type", ""), resp.headers
-            srt = await resp.text()
-            assert not page_errors, page_errors
-            print(
-                f"\nbrowser: device {inputs['rate']} Hz, sent {log.sent_audio_frames} frames = "
-                f"{log.sent_audio_bytes / 32000:.1f} s in {inputs['clock']:.1f} s over {len(log.connected)} "
-                f"connections ({log.sockets - len(log.connected)} refused offline), {buffered:.1f} s buffered; "
-                f"finals: {texts}"
-            )
-        finally:
-            await browser.close()
+        # The .srt of the session, as the page's history panel downloads it: with the page's owner
+        # key (the session is its owner's; without the key it does not exist).
+        owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")
+        srt_url = f"{stack.http}/api/sessions/{sid}/transcript.srt"
+        assert (await page.request.get(srt_url)).status == 404
+        resp = await page.request.get(srt_url, headers={"X-ClassRec-Owner": owner})
+        assert resp.ok, (resp.status, await resp.text())
+        assert "subrip" in resp.headers.get("content-type", ""), resp.headers
+        srt = await resp.text()
+        assert not page_errors, page_errors
+        print(
+            f"\nbrowser: device {inputs['rate']} Hz, sent {log.sent_audio_frames} frames = "
+            f"{log.sent_audio_bytes / 32000:.1f} s in {inputs['clock']:.1f} s over {len(log.connected)} "
+            f"connections ({log.sockets - len(log.connected)} refused offline), {buffered:.1f} s buffered; "
+            f"finals: {texts}"
+        )
 
     cues = parse_srt(srt)
     assert_known_words(" ".join(c.text for c in cues).lower())

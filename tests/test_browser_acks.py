@@ -33,9 +33,8 @@ from shared.redis_server import start_redis
 from tests.browser_util import (
     FAKE_DEVICE_RATE,
     SocketLog,
-    chromium_args,
-    find_chromium,
     missing_browser,
+    open_page,
     write_fake_mic,
 )
 from tests.client import finals, stream
@@ -139,7 +138,7 @@ async def wait_until(page: Any, log: SocketLog, what: str) -> None:
 async def test_abrupt_cuts_lose_and_double_nothing(
     batch1_stack: Stack, lecture1: Lecture, tmp_path: Path
 ) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     stack = batch1_stack
     mic = write_fake_mic(
@@ -147,54 +146,42 @@ async def test_abrupt_cuts_lose_and_double_nothing(
     )
     log = SocketLog()
     waiting_shown: list[str] = []
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=find_chromium(), headless=True, args=chromium_args(mic)
-        )
-        try:
-            context = await browser.new_context(locale="en-US")
-            await context.grant_permissions(["microphone"], origin=stack.http)
-            page = await context.new_page()
-            page_errors: list[str] = []
-            page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-            await log.route(page)
-            await page.goto(f"{stack.http}/")
-            body, status = page.locator("body"), page.locator("#status")
-            await page.click("#start")
-            await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
-            session_id = page.locator("#session-id")
-            await expect(session_id).not_to_be_empty(timeout=15_000)
-            sid = await session_id.text_content()
-            assert sid
-            tap = AudioTap(stack.redis_url, keys.audio(sid), tmp_path / "stored.pcm")
-            tap.start()
+    async with open_page(stack.http, mic, before_load=log.route) as opened:
+        page, page_errors = opened.page, opened.errors
+        body, status = page.locator("body"), page.locator("#status")
+        await page.click("#start")
+        await expect(body).to_have_attribute("data-phase", "live", timeout=15_000)
+        session_id = page.locator("#session-id")
+        await expect(session_id).not_to_be_empty(timeout=15_000)
+        sid = await session_id.text_content()
+        assert sid
+        tap = AudioTap(stack.redis_url, keys.audio(sid), tmp_path / "stored.pcm")
+        tap.start()
 
-            # 1: in the steady stream.
-            await page.wait_for_function(
-                "s => window.classrec.recording.sentSeconds >= s", arg=FIRST_CUT_S, timeout=30_000
-            )
-            log.cut_after(log.connected[-1].audio_frames, hold_s=HOLD_S)
-            await wait_until(page, log, "in the stream")
-            for n in range(BURST_CUTS + 1):
-                await asyncio.sleep(OFFLINE_S)  # the outage itself, not a synchronisation
-                await expect(status).to_contain_text("of audio waiting")  # the banner says how much
-                waiting_shown.append(await status.text_content() or "")
-                backlog = await page.evaluate("() => window.classrec.recording.conn.pending.length")
-                if n < BURST_CUTS:  # 2, 3: the next connection is cut in the middle of its resend
-                    log.cut_after(backlog // 2, hold_s=HOLD_S)
-                log.restore()
-                if n < BURST_CUTS:
-                    await wait_until(page, log, f"in burst {n + 1}")
-            await expect(status).to_have_attribute("data-state", "live", timeout=20_000)
-            await page.wait_for_function(
-                "s => window.classrec.recording.sentSeconds >= s", arg=CLIP_S + 1, timeout=60_000
-            )
-            await page.click("#stop")
-            await expect(body).to_have_attribute("data-phase", "ended", timeout=120_000)
-            sent_s = await page.evaluate("() => window.classrec.recording.sentSeconds")
-            notices = await page.locator("#notices .notice").all_inner_texts()
-        finally:
-            await browser.close()
+        # 1: in the steady stream.
+        await page.wait_for_function(
+            "s => window.classrec.recording.sentSeconds >= s", arg=FIRST_CUT_S, timeout=30_000
+        )
+        log.cut_after(log.connected[-1].audio_frames, hold_s=HOLD_S)
+        await wait_until(page, log, "in the stream")
+        for n in range(BURST_CUTS + 1):
+            await asyncio.sleep(OFFLINE_S)  # the outage itself, not a synchronisation
+            await expect(status).to_contain_text("of audio waiting")  # the banner says how much
+            waiting_shown.append(await status.text_content() or "")
+            backlog = await page.evaluate("() => window.classrec.recording.conn.pending.length")
+            if n < BURST_CUTS:  # 2, 3: the next connection is cut in the middle of its resend
+                log.cut_after(backlog // 2, hold_s=HOLD_S)
+            log.restore()
+            if n < BURST_CUTS:
+                await wait_until(page, log, f"in burst {n + 1}")
+        await expect(status).to_have_attribute("data-state", "live", timeout=20_000)
+        await page.wait_for_function(
+            "s => window.classrec.recording.sentSeconds >= s", arg=CLIP_S + 1, timeout=60_000
+        )
+        await page.click("#stop")
+        await expect(body).to_have_attribute("data-phase", "ended", timeout=120_000)
+        sent_s = await page.evaluate("() => window.classrec.recording.sentSeconds")
+        notices = await page.locator("#notices .notice").all_inner_texts()
 
     tap.finish(30)
     assert not page_errors, page_errors

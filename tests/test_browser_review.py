@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser_util import chromium_args, find_chromium, missing_browser, write_fake_mic
+from tests.browser_util import missing_browser, open_page, write_fake_mic
 from tests.util import ROOT, Lecture, Stack
 
 MISSING = missing_browser()
@@ -40,106 +40,93 @@ def near(words: list[list[Any]], t: float) -> list[tuple[float, float]]:
 
 
 async def test_playback_follows_the_words_and_seeks(stack: Stack, lecture1: Lecture, tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     mic = write_fake_mic(lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=8.0)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=find_chromium(), headless=True, args=chromium_args(mic)
+    async with open_page(stack.http, mic, viewport={"width": 1280, "height": 900}) as opened:
+        page, errors = opened.page, opened.errors
+        await page.fill("#course", "BIO 101")
+        await page.click("#start")
+        finals = page.locator("#transcript .seg.final")
+        await expect(finals.filter(has_text=re.compile(r"membrane|enters", re.I)).first).to_be_visible(
+            timeout=40_000
         )
-        try:
-            context = await browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
-            await context.grant_permissions(["microphone"], origin=stack.http)
-            page = await context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"{stack.http}/")
-            await page.fill("#course", "BIO 101")
-            await page.click("#start")
-            finals = page.locator("#transcript .seg.final")
-            await expect(finals.filter(has_text=re.compile(r"membrane|enters", re.I)).first).to_be_visible(
-                timeout=40_000
-            )
-            await finals.last.locator(".text").click()  # a flag with a note, to jump to later
-            await page.locator(".flag-form .flag-note").fill("ask about this in office hours")
-            await page.keyboard.press("Enter")
-            await expect(page.locator("#flags .flag-item:not(.pending)")).to_have_count(1, timeout=10_000)
-            # Stop after the clip (the fake device may also end by itself once its file is played).
-            await page.wait_for_function(
-                "() => { const r = window.classrec.recording; return r.sentSeconds >= 19 || r.phase !== 'live'; }",
-                timeout=60_000,
-            )
-            if await page.evaluate("() => window.classrec.recording.phase === 'live'"):
-                await page.click("#stop")
-            await expect(page.locator("body")).to_have_attribute("data-phase", "ended", timeout=90_000)
-            sid = await page.locator("#session-id").text_content()
-            owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")  # the session is its
-            detail = await page.request.get(
-                f"{stack.http}/api/sessions/{sid}", headers={"X-ClassRec-Owner": owner}
-            )
-            session = await detail.json()
-            words = [w for t in session["transcript"] for w in t.get("words", [])]
-            assert len(words) >= 15, session["transcript"]
+        await finals.last.locator(".text").click()  # a flag with a note, to jump to later
+        await page.locator(".flag-form .flag-note").fill("ask about this in office hours")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#flags .flag-item:not(.pending)")).to_have_count(1, timeout=10_000)
+        # Stop after the clip (the fake device may also end by itself once its file is played).
+        await page.wait_for_function(
+            "() => { const r = window.classrec.recording; return r.sentSeconds >= 19 || r.phase !== 'live'; }",
+            timeout=60_000,
+        )
+        if await page.evaluate("() => window.classrec.recording.phase === 'live'"):
+            await page.click("#stop")
+        await expect(page.locator("body")).to_have_attribute("data-phase", "ended", timeout=90_000)
+        sid = await page.locator("#session-id").text_content()
+        owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")  # the session is its
+        detail = await page.request.get(
+            f"{stack.http}/api/sessions/{sid}", headers={"X-ClassRec-Owner": owner}
+        )
+        session = await detail.json()
+        words = [w for t in session["transcript"] for w in t.get("words", [])]
+        assert len(words) >= 15, session["transcript"]
 
-            await page.click("#review-open")
-            view = page.locator("#review")
-            await expect(view).to_be_visible()
-            await expect(view.locator(".rv-source")).to_have_text("this page's recording")
-            await expect(view.locator(".rv-w")).to_have_count(len(words))
-            await page.wait_for_function("() => window.classrec.review.audio.readyState >= 1")
-            duration = await page.evaluate("() => window.classrec.review.audio.duration")
-            assert abs(duration - (await page.evaluate("() => window.classrec.localRecording.seconds"))) < 0.1
+        await page.click("#review-open")
+        view = page.locator("#review")
+        await expect(view).to_be_visible()
+        await expect(view.locator(".rv-source")).to_have_text("this page's recording")
+        await expect(view.locator(".rv-w")).to_have_count(len(words))
+        await page.wait_for_function("() => window.classrec.review.audio.readyState >= 1")
+        duration = await page.evaluate("() => window.classrec.review.audio.duration")
+        assert abs(duration - (await page.evaluate("() => window.classrec.localRecording.seconds"))) < 0.1
 
-            # Play from the start of the first sentence; sample what is lit against the word timings.
-            await page.evaluate(f"() => window.classrec.review.seek({max(0.0, words[0][0] - 0.2)})")
-            lit, samples = 0, 0
-            while samples < 25:
-                await page.wait_for_timeout(200)  # sampling the playing audio's clock, not synchronising
-                now = await page.evaluate(NOW_JS)
-                if now["paused"]:
-                    break
-                samples += 1
-                if now["i"] >= 0:
-                    lit += 1
-                    assert now["start"] - TOLERANCE_S <= now["t"] <= now["end"] + TOLERANCE_S, now
-                    assert (now["start"], now["end"]) in near(words, now["t"]), now
-                else:
-                    assert not [w for w in words if w[0] <= now["t"] <= w[1]], (
-                        f"nothing lit inside a word: {now}"
-                    )
-            assert samples >= 20 and lit >= samples // 2, (samples, lit)
-            await view.screenshot(path=str(SCREENSHOT))
-            if os.environ.get("UPDATE_SCREENSHOT") == "1":
-                shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
+        # Play from the start of the first sentence; sample what is lit against the word timings.
+        await page.evaluate(f"() => window.classrec.review.seek({max(0.0, words[0][0] - 0.2)})")
+        lit, samples = 0, 0
+        while samples < 25:
+            await page.wait_for_timeout(200)  # sampling the playing audio's clock, not synchronising
+            now = await page.evaluate(NOW_JS)
+            if now["paused"]:
+                break
+            samples += 1
+            if now["i"] >= 0:
+                lit += 1
+                assert now["start"] - TOLERANCE_S <= now["t"] <= now["end"] + TOLERANCE_S, now
+                assert (now["start"], now["end"]) in near(words, now["t"]), now
+            else:
+                assert not [w for w in words if w[0] <= now["t"] <= w[1]], f"nothing lit inside a word: {now}"
+        assert samples >= 20 and lit >= samples // 2, (samples, lit)
+        await view.screenshot(path=str(SCREENSHOT))
+        if os.environ.get("UPDATE_SCREENSHOT") == "1":
+            shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
 
-            # A click on a word seeks there and lights it.
-            target = view.locator(".rv-w").nth(len(words) // 2)
-            start = float(await target.get_attribute("data-ws") or 0)
-            await target.click()
-            await page.wait_for_function(
-                "s => Math.abs(window.classrec.review.audio.currentTime - s) < 0.3", arg=start, timeout=5_000
-            )
-            await expect(target).to_have_class(re.compile(r"\brv-now\b"), timeout=2_000)
+        # A click on a word seeks there and lights it.
+        target = view.locator(".rv-w").nth(len(words) // 2)
+        start = float(await target.get_attribute("data-ws") or 0)
+        await target.click()
+        await page.wait_for_function(
+            "s => Math.abs(window.classrec.review.audio.currentTime - s) < 0.3", arg=start, timeout=5_000
+        )
+        await expect(target).to_have_class(re.compile(r"\brv-now\b"), timeout=2_000)
 
-            # Speeds 1x-2x.
-            await view.locator(".rv-speed").select_option("2")
-            assert await page.evaluate("() => window.classrec.review.audio.playbackRate") == 2
-            t0 = await page.evaluate("() => window.classrec.review.audio.currentTime")
-            await page.wait_for_timeout(1000)
-            t1 = await page.evaluate("() => window.classrec.review.audio.currentTime")
-            assert t1 - t0 > 1.5 or await page.evaluate("() => window.classrec.review.audio.ended"), (t0, t1)
+        # Speeds 1x-2x.
+        await view.locator(".rv-speed").select_option("2")
+        assert await page.evaluate("() => window.classrec.review.audio.playbackRate") == 2
+        t0 = await page.evaluate("() => window.classrec.review.audio.currentTime")
+        await page.wait_for_timeout(1000)
+        t1 = await page.evaluate("() => window.classrec.review.audio.currentTime")
+        assert t1 - t0 > 1.5 or await page.evaluate("() => window.classrec.review.audio.ended"), (t0, t1)
 
-            # The flag jumps to its moment.
-            flag = session["flags"][0]
-            await view.locator(".rv-jump[data-kind=flag]").click()
-            await page.wait_for_function(
-                "s => Math.abs(window.classrec.review.audio.currentTime - s) < 0.3",
-                arg=flag["start"],
-                timeout=5_000,
-            )
-            assert errors == [], errors
-        finally:
-            await browser.close()
+        # The flag jumps to its moment.
+        flag = session["flags"][0]
+        await view.locator(".rv-jump[data-kind=flag]").click()
+        await page.wait_for_function(
+            "s => Math.abs(window.classrec.review.audio.currentTime - s) < 0.3",
+            arg=flag["start"],
+            timeout=5_000,
+        )
+        assert errors == [], errors
 
 
 BIG_JS = """async () => {
@@ -177,18 +164,9 @@ BIG_JS = """async () => {
 
 
 async def test_eight_thousand_words_are_indexed_once(stack: Stack) -> None:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=find_chromium(), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            page = await browser.new_page()
-            await page.goto(f"{stack.http}/")
-            got = await page.evaluate(BIG_JS)
-        finally:
-            await browser.close()
+    async with open_page(stack.http, permissions=()) as opened:
+        page = opened.page
+        got = await page.evaluate(BIG_JS)
     assert got["words"] == got["spans"] == 8000
     assert got["wrong"] == 0 and got["lit"] > 0
     assert got["syncMs"] < 0.05, got  # a binary search and a class swap, not a DOM scan

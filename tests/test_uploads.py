@@ -25,7 +25,7 @@ from services.gateway import state
 from services.gateway.app import make_app
 from services.transcriber.backends import OpenAIBackend, Request
 from shared.settings import GatewaySettings, TranscriberSettings
-from tests.browser_util import find_chromium, missing_browser
+from tests.browser_util import missing_browser, open_page
 from tests.util import Lecture, Stack
 
 RATE = 16_000
@@ -203,37 +203,28 @@ async def test_upload_size_limit(redis_url: str) -> None:
 @pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
 async def test_upload_control_in_the_page(stack: Stack, short_mp3: bytes, tmp_path: Path) -> None:
     """The page's "Upload a recording": file chosen, progress shown, then the transcript."""
-    from playwright.async_api import async_playwright, expect
+    from playwright.async_api import expect
 
     clip = tmp_path / "first.mp3"
     clip.write_bytes(short_mp3)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=find_chromium(), headless=True, args=["--no-sandbox"]
+    async with open_page(stack.http, permissions=()) as opened:
+        page, errors = opened.page, opened.errors
+        await page.fill("#course", "BIO 101")
+        await page.click("#upload summary")
+        await page.set_input_files("#upload-file", str(clip))
+        await page.click("#upload-start")
+        result = page.locator("#upload-result")
+        await expect(result).to_be_visible(timeout=60_000)
+        await expect(page.locator("#upload-status")).to_contain_text("Done")
+        await expect(result.locator(".history-seg")).to_contain_text(re.compile("determine", re.I))
+        await expect(page.locator("#upload-progress")).to_have_attribute("value", "1")
+        sid = await page.locator("#upload").get_attribute("data-session")
+        # The link carries the page's owner key: the upload is this browser's session.
+        owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")
+        await expect(result.locator("a[href*='/transcript.srt']")).to_have_attribute(
+            "href", f"/api/sessions/{sid}/transcript.srt?owner={owner}"
         )
-        try:
-            page = await browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"{stack.http}/")
-            await page.fill("#course", "BIO 101")
-            await page.click("#upload summary")
-            await page.set_input_files("#upload-file", str(clip))
-            await page.click("#upload-start")
-            result = page.locator("#upload-result")
-            await expect(result).to_be_visible(timeout=60_000)
-            await expect(page.locator("#upload-status")).to_contain_text("Done")
-            await expect(result.locator(".history-seg")).to_contain_text(re.compile("determine", re.I))
-            await expect(page.locator("#upload-progress")).to_have_attribute("value", "1")
-            sid = await page.locator("#upload").get_attribute("data-session")
-            # The link carries the page's owner key: the upload is this browser's session.
-            owner = await page.evaluate("() => localStorage.getItem('classrec.owner')")
-            await expect(result.locator("a[href*='/transcript.srt']")).to_have_attribute(
-                "href", f"/api/sessions/{sid}/transcript.srt?owner={owner}"
-            )
-            assert not errors
-        finally:
-            await browser.close()
+        assert not errors
 
 
 # --- the OpenAI-compatible route ----------------------------------------------------------------
