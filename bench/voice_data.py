@@ -25,29 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from testkit.lecture_text import ANNOUNCEMENTS, PLAIN
+
 SR = 16_000
 HERE = Path(__file__).resolve().parent
 DEVDATA = HERE.parent.parent / "shared" / "devdata"
 
-ANNOUNCE = [
-    ("Remember that the second lab report is due on Thursday before class.", "deadline"),
-    ("Your final exam will be held on December ninth in this room.", "exam"),
-    ("Next week there is a pop quiz on chapter four, so please review it.", "quiz"),
-    ("Problem set five has to be turned in by Sunday at noon.", "assignment"),
-    ("Wednesday's lecture is cancelled and moved to Friday afternoon.", "schedule"),
-]
-PLAIN = [
-    "Photosynthesis converts light energy into chemical energy stored in sugar.",
-    "The mitochondria are where cellular respiration takes place.",
-    "Enzymes lower the activation energy of a chemical reaction.",
-    "A hypothesis must be testable and it must be possible to show that it is false.",
-    "The cell membrane controls what enters and leaves the cell.",
-    "Water moves across the membrane from low to high solute concentration.",
-    "Let us draw the diagram on the board and label every part of it.",
-    "Natural selection acts on variation that already exists in a population.",
-    "Proteins fold into shapes that determine what they can do.",
-    "We will come back to this example when we discuss genetics.",
-]
+ANNOUNCE = ANNOUNCEMENTS  # make_dev_lecture.py's sentences (testkit/lecture_text.py)
 INTERJECT = [
     "Hey, could you pass me a pen please?",
     "Sorry, which page are we on right now?",

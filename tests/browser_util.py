@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from testkit.browser import (  # noqa: F401 (the browser tests import these from here)
     FAKE_DEVICE_RATE,
     INSTALL_HINT,
@@ -26,6 +28,13 @@ from testkit.browser import (  # noqa: F401 (the browser tests import these from
     resample_pcm,
     write_fake_mic,
 )
+
+
+def browser_marks() -> list[pytest.MarkDecorator]:
+    """A browser test module's `pytestmark`: slow (the whole stack), and skipped, saying how to fix
+    it, where Chromium or Playwright is missing (in CI that is an error: `missing_browser`)."""
+    missing = missing_browser()
+    return [pytest.mark.slow, pytest.mark.skipif(missing is not None, reason=str(missing))]
 
 
 @dataclass

@@ -13,7 +13,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,26 @@ def start_cluster(workdir: Path, transcribers: int = 1, **env: str) -> Cluster:
         c.close()
         raise
     return c
+
+
+@contextmanager
+def vad_replicas(workdir: Path) -> Iterator[Cluster]:
+    """The takeover tests' cluster: gateway, two VAD replicas on 2 s leases (reclaiming after 3 s),
+    one transcriber, alerts; closed on exit."""
+    c = Cluster(workdir, VAD_LEASE_S="2", CLAIM_IDLE_MS="3000")
+    try:
+        c.start_redis()
+        names = ("gateway", "vad-1", "vad-2", "transcriber-1", "alerts")
+        c.start(*names)
+        c.wait_ready(*names)
+        yield c
+    finally:
+        c.close()
+
+
+def vad_owner(c: Cluster, sid: str) -> str:
+    """The name of the VAD process holding the session's lease."""
+    lease = c.r.get(keys.vad_lease(sid))
+    assert lease is not None, "the session has an owner"
+    pid = int(lease.decode().rsplit("-", 1)[1])
+    return next(n for n in c.procs if n.startswith("vad") and c.pid(n) == pid)

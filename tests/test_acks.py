@@ -72,16 +72,35 @@ async def send(ws: aiohttp.ClientWebSocketResponse, audio: bytes, frame: int = F
         await ws.send_bytes(audio[i : i + frame])
 
 
+async def connect(gw: TestClient, **start: Any) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    """A connection that sent `start` (with `start`'s fields: `session`, `offset`), and the
+    `session` message it got."""
+    ws = await gw.ws_connect("/ws/transcribe")
+    await ws.send_str(json.dumps({"type": "start", **start}))
+    return ws, await next_of(ws, "session")
+
+
 async def first_connection(gw: TestClient, audio: bytes) -> str:
     """A new session; `audio` sent and acknowledged; the connection dropped without stop."""
-    ws = await gw.ws_connect("/ws/transcribe")
-    await ws.send_str(json.dumps({"type": "start"}))
-    session = await next_of(ws, "session")
+    ws, session = await connect(gw)
     assert session["received"] == 0
     await send(ws, audio)
     await acked(ws, len(audio))
     await ws.close()
     return session["session"]
+
+
+async def two_connections(
+    gw: TestClient, **resume: Any
+) -> tuple[str, aiohttp.ClientWebSocketResponse, aiohttp.ClientWebSocketResponse]:
+    """A new session with 5 frames acknowledged on its first connection, which stays open, and a
+    second connection resuming it (with `resume`'s fields: `offset`)."""
+    ws1, session = await connect(gw)
+    sid = session["session"]
+    await send(ws1, AUDIO[: FRAME * 5])
+    await acked(ws1, FRAME * 5)
+    ws2, _ = await connect(gw, session=sid, **resume)
+    return sid, ws1, ws2
 
 
 async def until(read: Callable[[], Awaitable[Any]], value: Any, within: float = 10) -> None:
@@ -97,9 +116,8 @@ def test_the_script_writes_entries_as_the_messages_module_does() -> None:
 
 
 async def test_audio_is_acknowledged_once_stored(gw: TestClient, r: aioredis.Redis) -> None:
-    ws = await gw.ws_connect("/ws/transcribe")
-    await ws.send_str(json.dumps({"type": "start"}))
-    sid = (await next_of(ws, "session"))["session"]
+    ws, session = await connect(gw)
+    sid = session["session"]
     await send(ws, AUDIO[: FRAME * 10])
     await acked(ws, FRAME * 10)
     assert await stored(r, sid) == AUDIO[: FRAME * 10]
@@ -115,9 +133,8 @@ async def test_resume_resends_more_than_needed_and_nothing_doubles(
 ) -> None:
     held = FRAME * 12
     sid = await first_connection(gw, AUDIO[:held])
-    ws = await gw.ws_connect("/ws/transcribe")
-    await ws.send_str(json.dumps({"type": "start", "session": sid, "offset": held - back}))
-    assert (await next_of(ws, "session")) == {"type": "session", "session": sid, "received": held}
+    ws, session = await connect(gw, session=sid, offset=held - back)
+    assert session == {"type": "session", "session": sid, "received": held}
     await send(ws, AUDIO[held - back :])
     await acked(ws, len(AUDIO))
     assert await stored(r, sid) == AUDIO
@@ -127,9 +144,8 @@ async def test_resume_resends_more_than_needed_and_nothing_doubles(
 async def test_resume_without_offset_goes_on_from_received(gw: TestClient, r: aioredis.Redis) -> None:
     held = FRAME * 7
     sid = await first_connection(gw, AUDIO[:held])
-    ws = await gw.ws_connect("/ws/transcribe")
-    await ws.send_str(json.dumps({"type": "start", "session": sid}))
-    received = (await next_of(ws, "session"))["received"]
+    ws, session = await connect(gw, session=sid)
+    received = session["received"]
     await send(ws, AUDIO[received:])
     await acked(ws, len(AUDIO))
     assert await stored(r, sid) == AUDIO
@@ -138,14 +154,7 @@ async def test_resume_without_offset_goes_on_from_received(gw: TestClient, r: ai
 
 async def test_old_and_new_connection_racing_write_each_byte_once(gw: TestClient, r: aioredis.Redis) -> None:
     """The old connection still delivers frames while the resumed one resends them: interleaved."""
-    ws1 = await gw.ws_connect("/ws/transcribe")
-    await ws1.send_str(json.dumps({"type": "start"}))
-    sid = (await next_of(ws1, "session"))["session"]
-    await send(ws1, AUDIO[: FRAME * 5])
-    await acked(ws1, FRAME * 5)
-    ws2 = await gw.ws_connect("/ws/transcribe")
-    await ws2.send_str(json.dumps({"type": "start", "session": sid, "offset": FRAME * 5}))
-    await next_of(ws2, "session")
+    sid, ws1, ws2 = await two_connections(gw, offset=FRAME * 5)
     for i in range(5, 30):  # old one frame ahead of the new one, each frame sent on both
         await ws1.send_bytes(AUDIO[i * FRAME : (i + 1) * FRAME])
         await ws2.send_bytes(AUDIO[(i - 1) * FRAME : i * FRAME] if i > 5 else b"")
@@ -159,9 +168,7 @@ async def test_old_and_new_connection_racing_write_each_byte_once(gw: TestClient
 async def test_a_gap_is_filled_with_silence_and_told(gw: TestClient, r: aioredis.Redis) -> None:
     held, gap = FRAME * 10, FRAME * 5
     sid = await first_connection(gw, AUDIO[:held])
-    ws = await gw.ws_connect("/ws/transcribe")
-    await ws.send_str(json.dumps({"type": "start", "session": sid, "offset": held + gap}))
-    await next_of(ws, "session")
+    ws, _ = await connect(gw, session=sid, offset=held + gap)
     await send(ws, AUDIO[held + gap :])
     error = await next_of(ws, "error")
     assert error["code"] == "audio_gap" and "0.50 s" in error["message"], error
@@ -174,9 +181,7 @@ async def test_a_gap_too_large_is_refused(redis_url: str, r: aioredis.Redis) -> 
     async with TestClient(gateway(redis_url, max_audio_gap_s=0.2)) as gw:
         held = FRAME * 10
         sid = await first_connection(gw, AUDIO[:held])
-        ws = await gw.ws_connect("/ws/transcribe")
-        await ws.send_str(json.dumps({"type": "start", "session": sid, "offset": held + FRAME * 5}))
-        await next_of(ws, "session")
+        ws, _ = await connect(gw, session=sid, offset=held + FRAME * 5)
         await send(ws, AUDIO[held:])
         assert (await next_of(ws, "error"))["code"] == "bad_offset"
         await acked(ws, held + len(AUDIO[held:]))
@@ -186,14 +191,7 @@ async def test_a_gap_too_large_is_refused(redis_url: str, r: aioredis.Redis) -> 
 
 async def test_no_audio_after_the_stop(gw: TestClient, r: aioredis.Redis) -> None:
     """The resumed connection stops; the old one's late frames are not written after the stop."""
-    ws1 = await gw.ws_connect("/ws/transcribe")
-    await ws1.send_str(json.dumps({"type": "start"}))
-    sid = (await next_of(ws1, "session"))["session"]
-    await send(ws1, AUDIO[: FRAME * 5])
-    await acked(ws1, FRAME * 5)
-    ws2 = await gw.ws_connect("/ws/transcribe")
-    await ws2.send_str(json.dumps({"type": "start", "session": sid}))
-    await next_of(ws2, "session")
+    sid, ws1, ws2 = await two_connections(gw)
     await send(ws2, AUDIO[FRAME * 5 : FRAME * 10])
     await ws2.send_str(json.dumps({"type": "stop"}))
     await until(lambda: r.hget(keys.session(sid), "status"), b"stopping")
@@ -224,9 +222,8 @@ async def replica(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> A
 
 async def test_with_wait_no_ack_until_a_replica_has_it(redis_url: str, r: aioredis.Redis) -> None:
     async with TestClient(gateway(redis_url, ack_wait_replicas=1, ack_wait_timeout_ms=100)) as gw:
-        ws = await gw.ws_connect("/ws/transcribe")
-        await ws.send_str(json.dumps({"type": "start"}))
-        sid = (await next_of(ws, "session"))["session"]
+        ws, session = await connect(gw)
+        sid = session["session"]
         await send(ws, AUDIO[: FRAME * 5])
         with pytest.raises(TimeoutError):  # no replica: stored, but never acknowledged
             await next_of(ws, "ack", within=1.5)
@@ -238,9 +235,8 @@ async def test_with_wait_acks_come_once_the_replica_has_the_audio(
     redis_url: str, replica: aioredis.Redis
 ) -> None:
     async with TestClient(gateway(redis_url, ack_wait_replicas=1, ack_wait_timeout_ms=2000)) as gw:
-        ws = await gw.ws_connect("/ws/transcribe")
-        await ws.send_str(json.dumps({"type": "start"}))
-        sid = (await next_of(ws, "session"))["session"]
+        ws, session = await connect(gw)
+        sid = session["session"]
         await send(ws, AUDIO)
         await acked(ws, len(AUDIO), within=30)
         assert await stored(replica, sid) == AUDIO  # on the replica when it was acknowledged

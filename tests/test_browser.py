@@ -22,19 +22,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from tests.browser_util import (
-    SocketLog,
-    missing_browser,
-    open_page,
-    parse_srt,
-    write_fake_mic,
-)
+from tests.browser_util import SocketLog, browser_marks, open_page, parse_srt, write_fake_mic
 from tests.util import ROOT, Lecture, Stack
 
-MISSING = missing_browser()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+pytestmark = browser_marks()
 
 CLIP_S = 25.0  # lecture1: proteins 2.6-6.5 s, membrane 8.0-11.8, lab report 13.7-18.3, selection 18.9-23.7
 SILENCE_S = 4.0  # then silence; the file is played once (%noloop) and Stop comes before its end

@@ -30,18 +30,11 @@ import redis
 from shared import keys
 from shared.messages import AudioChunk, AudioStop, from_fields
 from shared.redis_server import start_redis
-from tests.browser_util import (
-    FAKE_DEVICE_RATE,
-    SocketLog,
-    missing_browser,
-    open_page,
-    write_fake_mic,
-)
+from tests.browser_util import FAKE_DEVICE_RATE, SocketLog, browser_marks, open_page, write_fake_mic
 from tests.client import finals, stream
 from tests.util import Lecture, Stack, free_port, running_stack
 
-MISSING = missing_browser()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+pytestmark = browser_marks()
 
 CLIP_S = 25.0
 SILENCE_S = 4.0

@@ -10,18 +10,10 @@ import asyncio
 import re
 from pathlib import Path
 
-import pytest
-
-from tests.browser_util import (
-    SocketLog,
-    missing_browser,
-    open_page,
-    write_fake_mic,
-)
+from tests.browser_util import SocketLog, browser_marks, open_page, write_fake_mic
 from tests.util import Lecture, Stack
 
-MISSING = missing_browser()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+pytestmark = browser_marks()
 
 CLIP_S = 19.0  # proteins 2.6-6.5 s, membrane 8.0-11.8, lab report 13.7-18.3
 SILENCE_S = 4.0

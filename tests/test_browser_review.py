@@ -14,13 +14,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.browser_util import missing_browser, open_page, write_fake_mic
+from tests.browser_util import browser_marks, open_page, write_fake_mic
 from tests.util import ROOT, Lecture, Stack
 
-MISSING = missing_browser()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+pytestmark = browser_marks()
 
 CLIP_S = 19.0  # proteins 2.6-6.5 s, membrane 8.0-11.8, lab report 13.7-18.3
 TOLERANCE_S = 0.3

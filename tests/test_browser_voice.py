@@ -12,18 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
-from tests.browser_util import (
-    SocketLog,
-    missing_browser,
-    open_page,
-    write_fake_mic,
-)
+from tests.browser_util import SocketLog, browser_marks, open_page, write_fake_mic
 from tests.util import DATA, ROOT, Stack
 
-MISSING = missing_browser()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+pytestmark = browser_marks()
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CLIP_S = 24.0  # lecturer 1.7-7.1 and 8.5-12.9 s, the LJSpeech reader 14.4-21.9 s
 

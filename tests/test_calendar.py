@@ -11,18 +11,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from shared.messages import AlertEvent, AlertsDone, TranscriptEvent
-from shared.settings import GatewaySettings
-from shared.streams import xadd
+from tests.events_util import midterm, write_events
 
-MIDTERM = AlertEvent(
-    segment=3,
-    start=75.4,
-    category="exam",
-    text="The midterm is on Friday March 14th at 2 pm.",
-    date="2025-03-14",
-    time="14:00",
-    title="Midterm exam — Fri 14 Mar, 14:00",
-)
+MIDTERM = midterm(3, "The midterm is on Friday March 14th at 2 pm.")
 ESSAY = AlertEvent(
     segment=7,
     start=3725.0,
@@ -36,8 +27,7 @@ UNDATED = AlertEvent(segment=9, start=400.0, category="quiz", text="There will b
 
 async def new_session(r: aioredis.Redis, *events: object) -> str:
     sid = secrets.token_urlsafe(18)
-    for ev in events:
-        await xadd(r, GatewaySettings().events_key(sid), ev, 1000)  # type: ignore[arg-type]
+    await write_events(r, sid, events)  # type: ignore[arg-type]
     return sid
 
 

@@ -25,11 +25,10 @@ import numpy as np
 import pytest
 
 from testkit.page import audio_check
-from tests.browser_util import FAKE_DEVICE_RATE, chromium_args, find_chromium, missing_browser, write_fake_mic
+from tests.browser_util import FAKE_DEVICE_RATE, browser_marks, chromium_args, find_chromium, write_fake_mic
 from tests.util import ROOT, Lecture
 
-MISSING = missing_browser()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+pytestmark = browser_marks()
 
 STATIC = ROOT / "services" / "gateway" / "static"
 CLIP_S = 20.0

@@ -14,6 +14,7 @@ import pytest
 
 from services.alerts.detector import Detector
 from shared.messages import AlertEvent
+from testkit.lecture_text import ANNOUNCEMENTS, PLAIN
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("UTC"))  # a Monday
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,25 +34,8 @@ def one(text: str, **kwargs: Any) -> AlertEvent | None:
 
 # --- the synthetic test lectures -------------------------------------------------------------------
 
-LECTURE_ANNOUNCEMENTS = [
-    ("Remember that the second lab report is due on Thursday before class.", "deadline"),
-    ("Your final exam will be held on December ninth in this room.", "exam"),
-    ("Next week there is a pop quiz on chapter four, so please review it.", "quiz"),
-    ("Problem set five has to be turned in by Sunday at noon.", "assignment"),
-    ("Wednesday's lecture is cancelled and moved to Friday afternoon.", "schedule"),
-]
-LECTURE_PLAIN = [
-    "Photosynthesis converts light energy into chemical energy stored in sugar.",
-    "The mitochondria are where cellular respiration takes place.",
-    "Enzymes lower the activation energy of a chemical reaction.",
-    "A hypothesis must be testable and it must be possible to show that it is false.",
-    "The cell membrane controls what enters and leaves the cell.",
-    "Water moves across the membrane from low to high solute concentration.",
-    "Let us draw the diagram on the board and label every part of it.",
-    "Natural selection acts on variation that already exists in a population.",
-    "Proteins fold into shapes that determine what they can do.",
-    "We will come back to this example when we discuss genetics.",
-]
+LECTURE_ANNOUNCEMENTS = ANNOUNCEMENTS
+LECTURE_PLAIN = PLAIN
 WHISPER_VARIANTS = [
     ("remember that the second lab report is due on thursday before class", "deadline"),
     ("Remember that the 2nd lab report is due on Thursday before class.", "deadline"),

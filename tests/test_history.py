@@ -15,9 +15,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.gateway.app import make_app
 from services.gateway.sessions import SessionStore
-from shared.messages import AlertEvent, AlertsDone, Msg, SessionConfig, TranscriptEvent
+from shared.messages import AlertsDone, Msg, SessionConfig, TranscriptEvent
 from shared.settings import GatewaySettings
 from shared.streams import xadd
+from tests.events_util import midterm, write_events
 from tests.util import free_port
 
 SETTINGS = GatewaySettings()
@@ -25,15 +26,7 @@ LONG = (
     "So that was the introduction to eigenvalues and eigenvectors, which we will use all term long. "
     "The midterm exam is on March 14th at 2 pm. Please bring a calculator and your student card."
 )
-MIDTERM = AlertEvent(
-    segment=1,
-    start=75.4,
-    category="exam",
-    text="The midterm exam is on March 14th at 2 pm.",
-    date="2025-03-14",
-    time="14:00",
-    title="Midterm exam — Fri 14 Mar, 14:00",
-)
+MIDTERM = midterm(1, "The midterm exam is on March 14th at 2 pm.")
 EVENTS: list[Msg] = [
     TranscriptEvent(segment=0, start=0.5, end=2.0, text="Welcome", final=False, stable=""),
     TranscriptEvent(segment=0, start=0.5, end=3.25, text="Welcome to   linear algebra.", final=True),
@@ -57,8 +50,7 @@ async def new_session(
     store = SessionStore(r, SETTINGS)
     await store.create(sid, config or SessionConfig())
     await r.hset(store.key(sid), mapping={"created": created, "status": "ended"})
-    for ev in events:
-        await xadd(r, SETTINGS.events_key(sid), ev, 1000)
+    await write_events(r, sid, events)
     return sid
 
 

@@ -17,15 +17,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from testkit.page import run_page
-from tests.browser_util import FAKE_DEVICE_RATE, missing_browser, write_fake_mic
+from tests.browser_util import FAKE_DEVICE_RATE, browser_marks, write_fake_mic
 from tests.client import finals, stream
 from tests.util import Lecture, Stack
 
-MISSING = missing_browser()
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(MISSING is not None, reason=str(MISSING))]
+pytestmark = browser_marks()
 
 CLIP_S = 25.0  # four sentences of lecture1, the last ending at 23.7 s
 SILENCE_S = 3.0

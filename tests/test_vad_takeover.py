@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from shared import keys
 from tests.audio_util import opus_seconds
 from tests.client import FRAME_BYTES, collect, finals
+from tests.cluster_util import vad_owner, vad_replicas
 from tests.faults_util import Cluster, wait_for
 from tests.transcripts import assert_heard
 from tests.util import Lecture
@@ -25,23 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, VAD_LEASE_S="2", CLAIM_IDLE_MS="3000")
-    try:
-        c.start_redis()
-        names = ("gateway", "vad-1", "vad-2", "transcriber-1", "alerts")
-        c.start(*names)
-        c.wait_ready(*names)
+    with vad_replicas(tmp_path) as c:
         yield c
-    finally:
-        c.close()
-
-
-def owner(c: Cluster, sid: str) -> str:
-    """The name of the VAD process holding the session's lease."""
-    lease = c.r.get(keys.vad_lease(sid))
-    assert lease is not None, "the session has an owner"
-    pid = int(lease.decode().rsplit("-", 1)[1])
-    return next(n for n in c.procs if n.startswith("vad") and c.pid(n) == pid)
 
 
 async def stream_with_kill(c: Cluster, pcm: bytes, kill_at_s: float) -> list[dict]:
@@ -58,7 +43,7 @@ async def stream_with_kill(c: Cluster, pcm: bytes, kill_at_s: float) -> list[dic
         killed = None
         for i in range(0, len(pcm), FRAME_BYTES):
             if killed is None and i >= kill_at_s * 32000:
-                killed = owner(c, sid)
+                killed = vad_owner(c, sid)
                 c.kill(killed)
             await ws.send_bytes(pcm[i : i + FRAME_BYTES])
             await asyncio.sleep(0.1 / 4)  # pacing the audio like a live client, not a synchronisation

@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from tests.client import finals
+from tests.cluster_util import vad_owner, vad_replicas
 from tests.faults_util import Cluster
-from tests.test_vad_takeover import owner
 from tests.util import DATA
 
 pytestmark = pytest.mark.slow
@@ -23,15 +23,8 @@ OWNER = "takeover-owner-0123456789"
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    c = Cluster(tmp_path, VAD_LEASE_S="2", CLAIM_IDLE_MS="3000")
-    try:
-        c.start_redis()
-        names = ("gateway", "vad-1", "vad-2", "transcriber-1", "alerts")
-        c.start(*names)
-        c.wait_ready(*names)
+    with vad_replicas(tmp_path) as c:
         yield c
-    finally:
-        c.close()
 
 
 async def test_lock_survives_a_vad_takeover(cluster: Cluster) -> None:
@@ -59,7 +52,7 @@ async def test_lock_survives_a_vad_takeover(cluster: Cluster) -> None:
             killed = None
             for i in range(0, len(pcm), FRAME_BYTES):
                 if killed is None and i >= 17.5 * 32000:  # the LJSpeech reader speaks 14.4-21.9 s
-                    killed = owner(cluster, sid)
+                    killed = vad_owner(cluster, sid)
                     cluster.kill(killed)
                 await ws.send_bytes(pcm[i : i + FRAME_BYTES])
                 await asyncio.sleep(0.1 / 4)  # pacing like a live client at 4x, not a synchronisation
