@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -28,22 +29,11 @@ from services.gateway.state import CLIENT_LIMITS, OWNER_LIMITS
 from shared import keys
 from shared.settings import GatewaySettings
 from tests.client import FRAME_BYTES, collect
-from tests.util import Lecture, Stack, load_lecture
+from tests.util import FakeClock, Lecture, Stack, load_lecture
 
 NORMAL_S = 30.0  # the normal session: four sentences of lecture1 and the noise after them
 FLOOD_S = 60.0  # the audio flooder's lecture2 audio
 TEXT_FLOOD_S = 4.0  # the text flooder sends junk text frames for this long, as fast as it can
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 # --- the limits themselves (fake clock) ----------------------------------------------------------
@@ -91,16 +81,26 @@ def test_text_frames_over_the_rate_are_refused_and_reported_once_a_second() -> N
 # --- the flood, end to end -----------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def started(url: str) -> AsyncIterator[tuple[aiohttp.ClientWebSocketResponse, float]]:
+    """A session on `url`, started in English, and when it started (monotonic)."""
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await ws.send_str(json.dumps({"type": "start", "language": "en"}))
+        yield ws, time.monotonic()
+
+
+async def messages(ws: aiohttp.ClientWebSocketResponse) -> AsyncIterator[dict[str, Any]]:
+    async for msg in ws:
+        yield json.loads(msg.data)
+
+
 async def normal_session(url: str, pcm: bytes) -> list[float]:
     """Streams at 1x; returns each final's latency (arrival minus when its end was sent)."""
     latencies: list[float] = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        await ws.send_str(json.dumps({"type": "start", "language": "en"}))
-        t0 = time.monotonic()
+    async with started(url) as (ws, t0):
 
         async def read() -> None:
-            async for msg in ws:
-                m = json.loads(msg.data)
+            async for m in messages(ws):
                 if m["type"] == "transcript" and m["final"] and m["text"].strip():
                     latencies.append(time.monotonic() - (t0 + m["end"]))
                 if m["type"] == "end":
@@ -118,13 +118,10 @@ async def normal_session(url: str, pcm: bytes) -> list[float]:
 async def audio_flooder(url: str, pcm: bytes, out: dict[str, Any]) -> None:
     """Sends as fast as the socket takes it; records (seconds since start, bytes acknowledged)."""
     acks: list[tuple[float, int]] = []
-    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
-        await ws.send_str(json.dumps({"type": "start", "language": "en"}))
-        t0 = time.monotonic()
+    async with started(url) as (ws, t0):
 
         async def read() -> None:
-            async for msg in ws:
-                m = json.loads(msg.data)
+            async for m in messages(ws):
                 if m["type"] == "session":
                     out["sid"] = m["session"]
                 if m["type"] == "ack":

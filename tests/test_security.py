@@ -23,6 +23,7 @@ from services.gateway.state import CLIENT_LIMITS
 from shared.messages import TranscriptEvent
 from shared.settings import GatewaySettings
 from shared.streams import xadd
+from tests.util import FakeClock
 
 TOKEN = "s3cret"
 OTHER_SITE = "https://evil.example"
@@ -247,17 +248,6 @@ async def test_refuse_closes_with_policy_violation(open_client: TestClient) -> N
         await first.close()
         third = await c.ws_connect("/ws")  # the first one's place is free again
         await third.close()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_rate_limiter_burst_then_refuse_then_refill() -> None:
