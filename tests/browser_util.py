@@ -29,6 +29,8 @@ from testkit.browser import (  # noqa: F401 (the browser tests import these from
     write_fake_mic,
 )
 
+DESKTOP = {"width": 1280, "height": 900}  # the viewport of the browser tests that look at the layout
+
 
 def browser_marks() -> list[pytest.MarkDecorator]:
     """A browser test module's `pytestmark`: slow (the whole stack), and skipped, saying how to fix

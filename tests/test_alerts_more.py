@@ -3,12 +3,10 @@ figures per category, and the names a session sent in `start` reaching the alert
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -26,22 +24,11 @@ from shared.messages import (
 )
 from shared.messages import from_fields as decode
 from shared.settings import AlertsSettings
+from testkit import alerts_corpus
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("UTC"))
 ROOT = Path(__file__).resolve().parents[1]
 NEW = ("important", "attendance", "name")
-
-
-def _bench() -> Any:
-    """bench/alerts.py, loaded from its file (tests do not import the bench package)."""
-    spec = importlib.util.spec_from_file_location("bench_alerts", ROOT / "bench" / "alerts.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench_alerts = _bench()
 
 
 def alerts_for(texts: list[str], names: list[str] | None = None) -> list[AlertEvent]:
@@ -53,14 +40,14 @@ def alerts_for(texts: list[str], names: list[str] | None = None) -> list[AlertEv
 
 
 def test_corpus_per_category_targets() -> None:
-    rows = bench_alerts.load()
+    rows = alerts_corpus.load()
     new = [r for r in rows if r.get("split", "dev").startswith("more")]
     assert len(new) >= 60 and sum(r["category"] is None for r in new) >= len(new) / 2 - 5
-    stats = bench_alerts.run()["stats"]
+    stats = alerts_corpus.run()["stats"]
     for cat in NEW:
         hit, exp, fa = stats[f"{cat}:hit"], stats[f"{cat}:expected"], stats[f"{cat}:false_alarm"]
         assert exp >= 15
-        assert hit / exp >= 0.95 and hit / (hit + fa) >= 0.95, bench_alerts.run()["errors"]
+        assert hit / exp >= 0.95 and hit / (hit + fa) >= 0.95, alerts_corpus.run()["errors"]
 
 
 @pytest.mark.parametrize(

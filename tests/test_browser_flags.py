@@ -10,7 +10,7 @@ import asyncio
 import re
 from pathlib import Path
 
-from tests.browser_util import SocketLog, browser_marks, open_page, write_fake_mic
+from tests.browser_util import DESKTOP, SocketLog, browser_marks, open_page, write_fake_mic
 from tests.util import Lecture, Stack
 
 pytestmark = browser_marks()
@@ -27,9 +27,7 @@ async def test_flags_live_resume_reload_view_and_export(
 
     mic = write_fake_mic(lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=SILENCE_S)
     log = SocketLog()
-    async with open_page(
-        stack.http, mic, before_load=log.route, viewport={"width": 1280, "height": 900}
-    ) as opened:
+    async with open_page(stack.http, mic, before_load=log.route, viewport=DESKTOP) as opened:
         page, errors = opened.page, opened.errors
         await page.fill("#course", "BIO 101")
         await page.fill("#names", "Maria Garcia")

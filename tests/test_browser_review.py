@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.browser_util import browser_marks, open_page, write_fake_mic
+from tests.browser_util import DESKTOP, browser_marks, open_page, write_fake_mic
 from tests.util import ROOT, Lecture, Stack
 
 pytestmark = browser_marks()
@@ -40,7 +40,7 @@ async def test_playback_follows_the_words_and_seeks(stack: Stack, lecture1: Lect
     from playwright.async_api import expect
 
     mic = write_fake_mic(lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=8.0)
-    async with open_page(stack.http, mic, viewport={"width": 1280, "height": 900}) as opened:
+    async with open_page(stack.http, mic, viewport=DESKTOP) as opened:
         page, errors = opened.page, opened.errors
         await page.fill("#course", "BIO 101")
         await page.click("#start")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.browser_util import SocketLog, browser_marks, open_page, write_fake_mic
+from tests.browser_util import DESKTOP, SocketLog, browser_marks, open_page, write_fake_mic
 from tests.util import DATA, ROOT, Stack
 
 pytestmark = browser_marks()
@@ -26,9 +26,7 @@ async def test_enrol_in_the_page_and_lock_a_lecture(stack: Stack, tmp_path: Path
     pcm = (DATA / "voice" / "lock.wav").read_bytes()[44:]
     mic = write_fake_mic(pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=20.0)
     log = SocketLog()
-    async with open_page(
-        stack.http, mic, before_load=log.attach, viewport={"width": 1280, "height": 900}
-    ) as opened:
+    async with open_page(stack.http, mic, before_load=log.attach, viewport=DESKTOP) as opened:
         page, errors = opened.page, opened.errors
         await page.fill("#course", "BIO 101 voice")
         await page.locator("#course").dispatch_event("change")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from datetime import datetime
@@ -14,6 +13,7 @@ import pytest
 
 from services.alerts.detector import Detector
 from shared.messages import AlertEvent
+from testkit import alerts_corpus
 from testkit.lecture_text import ANNOUNCEMENTS, PLAIN
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("UTC"))  # a Monday
@@ -298,16 +298,8 @@ def test_feed_latency() -> None:
     assert (time.perf_counter() - t0) / (len(texts) * 5) < 0.02
 
 
-def _bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_alerts", ROOT / "bench" / "alerts.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_corpus_meets_targets() -> None:
-    bench = _bench()
+    bench = alerts_corpus
     rows = bench.load()
     assert len(rows) >= 160
     assert sum(r["category"] is None for r in rows) >= len(rows) * 0.4

@@ -18,7 +18,7 @@ from services.alerts.detector import Detector
 from services.alerts.llm import LLMDetector, make_detector, parse_verdict, restore_detector
 from shared.messages import AlertEvent
 from shared.settings import AlertsSettings
-from tests.util import free_port
+from tests.util import serving
 
 NOW = datetime(2025, 3, 11, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))  # a Tuesday
 TZ = "Europe/Paris"
@@ -86,13 +86,9 @@ async def fake_llm() -> AsyncIterator[FakeLLM]:
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", completions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    fake.base_url = f"http://127.0.0.1:{port}/v1"
-    yield fake
-    await runner.cleanup()
+    async with serving(app) as url:
+        fake.base_url = f"{url}/v1"
+        yield fake
 
 
 async def feed(det: Detector, segment: int, text: str) -> list[AlertEvent]:

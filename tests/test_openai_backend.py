@@ -19,7 +19,7 @@ from shared import keys
 from shared.messages import SegmentJob, SessionConfig, TranscriptEvent, TranscriptRecord, from_fields
 from shared.settings import DEFAULT_LECTURE_PROMPT, TranscriberSettings
 from shared.streams import xadd
-from tests.util import free_port
+from tests.util import serving
 
 ANSWER = "The midterm is on March fourteenth."
 
@@ -55,12 +55,8 @@ async def fake_openai() -> AsyncIterator[tuple[str, list[dict]]]:
 
     app = web.Application()
     app.router.add_post("/v1/audio/transcriptions", transcriptions)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}/v1", received
-    await runner.cleanup()
+    async with serving(app) as url:
+        yield f"{url}/v1", received
 
 
 async def test_openai_backend_end_to_end(redis_url: str, fake_openai: tuple[str, list[dict]]) -> None:

@@ -133,17 +133,16 @@ async def test_render_and_rates(url: str, ar: aioredis.Redis) -> None:
     assert "MSG/S" in render(first)
 
 
+def watch_once(redis_url: str) -> subprocess.CompletedProcess[str]:
+    """`python -m services.watch --once` on `redis_url`, its output captured."""
+    env = {**os.environ, "REDIS_URL": redis_url}
+    cmd = [sys.executable, "-m", "services.watch", "--once"]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+
+
 def test_once_prints_streams_and_groups(url: str) -> None:
     asyncio.run(with_redis(url, fill))
-    env = {**os.environ, "REDIS_URL": url}
-    out = subprocess.run(
-        [sys.executable, "-m", "services.watch", "--once"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = watch_once(url)
     assert out.returncode == 0, out.stderr
     for name in (
         "segments",
@@ -168,15 +167,7 @@ async def with_redis(url: str, write: Callable[[aioredis.Redis, CommonSettings],
 
 
 def test_once_without_redis_fails_cleanly() -> None:
-    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:1/0"}
-    out = subprocess.run(
-        [sys.executable, "-m", "services.watch", "--once"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = watch_once("redis://127.0.0.1:1/0")
     assert out.returncode == 1 and "redis unreachable" in out.stderr and "Traceback" not in out.stderr
 
 

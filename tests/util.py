@@ -1,5 +1,6 @@
 """Helpers the tests share (plain functions and types; the fixtures are in conftest.py): paths,
-a free port, the dev lectures with their ground truth, the whole stack's handle and readiness."""
+a free port, a fake clock, a local HTTP server (`serving`: fake upstream APIs), the dev lectures
+with their ground truth, the whole stack's handle and readiness."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import sys
 import time
 import urllib.request
 import wave
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -38,6 +41,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """`app` served on 127.0.0.1 at a free port, as its base URL; stopped on exit."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @dataclass
