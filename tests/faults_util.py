@@ -23,6 +23,8 @@ from tests.util import Lecture
 
 # --- the client ---------------------------------------------------------------------------------
 
+RECONNECT_S = 0.5  # the client's wait before it tries a failed resume again
+
 
 class Dropped(Exception):
     """The connection to the gateway went away before the session ended; `sent` bytes had been sent."""
@@ -71,7 +73,10 @@ class Client:
         first = {"type": "start", "session": self.sid} if self.sid else (start or {"type": "start"})
         await self.ws.send_str(json.dumps(first))
         self.reader = asyncio.create_task(self._read(self.ws, msgs))
-        await self.wait_until(lambda: any(m["type"] == "session" for m in msgs), 30, "the session id")
+        has_session = lambda: any(m["type"] == "session" for m in msgs)  # noqa: E731
+        await self.wait_until(lambda: has_session() or self.reader.done(), 30, "the session id")
+        if not has_session():  # closed first (e.g. `unavailable` while Redis fails over)
+            raise Dropped(0, 0)
         session = next(m for m in msgs if m["type"] == "session")
         assert self.sid in (None, session["session"]), (self.sid, session)
         self.sid, self.received = session["session"], session["received"]
@@ -133,6 +138,11 @@ class Client:
             except TimeoutError:
                 pass
 
+    def acked(self, conns: list[list[dict[str, Any]]] | None = None) -> int:
+        """The largest `ack` received (on `conns`, by default on every connection so far)."""
+        msgs = [m for c in (self.conns if conns is None else conns) for m in c]
+        return max((m["received"] for m in msgs if m["type"] == "ack"), default=0)
+
     def final_count(self) -> int:
         return len({m["segment"] for m in self.messages if m["type"] == "transcript" and m["final"]})
 
@@ -151,7 +161,8 @@ class Client:
 async def finish(client: Client, pcm: bytes, speed: float | None = None, within: float = 120) -> int:
     """Send the rest of the audio, then stop, and wait for `end`; a dropped connection is resumed, and
     the audio goes on from the `received` the server reports (what died in the socket, or was not yet
-    read when the gateway went, is sent again). Returns the number of resumes."""
+    read when the gateway went, is sent again); a resume that is closed before its `session` (the
+    server's storage failing over) is tried again after RECONNECT_S. Returns the number of resumes."""
     resumes, stopped = 0, False
     pos = len(client.audio)  # the session byte the next frame starts at
     client.audio += pcm
@@ -159,7 +170,12 @@ async def finish(client: Client, pcm: bytes, speed: float | None = None, within:
     while True:
         try:
             if not client.connected:
-                await client.connect()
+                try:
+                    await client.connect()
+                except Dropped:
+                    assert time.monotonic() < deadline, "no resume"
+                    await asyncio.sleep(RECONNECT_S)  # a client's reconnect backoff, as the page's
+                    continue
                 resumes += 1
                 pos = client.received
                 if stopped and pos == len(client.audio):  # the stop may not have reached the gateway

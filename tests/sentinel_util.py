@@ -1,15 +1,19 @@
 """A real Redis Sentinel deployment for tests: a master, a replica and three sentinels, each a
-server process (the embedded server's binary, in sentinel mode for the sentinels) on free ports."""
+server process (the embedded server's binary, in sentinel mode for the sentinels) on free ports;
+and `AudioTap`, which reads a session's `audio:{sid}` from whichever server is the master."""
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import redis
 import redis.sentinel
 
+from shared.messages import AudioChunk, AudioStop, from_fields
 from shared.redis_server import find_server, start_redis
 from tests.faults_util import wait_for
 from tests.util import free_port
@@ -91,3 +95,61 @@ class SentinelSet:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+
+
+class AudioTap:
+    """`audio:{sid}` as the master holds it, read in a thread as the gateway writes it.
+
+    Entries are kept by their `seq` (the session's frame count when each was written). When the
+    master dies, entries the tap saw may not have reached the replica: the gateway writes them again
+    with the same seq once the client resends from `received`. So after a lost connection the tap
+    reads the new master's stream again from its start and keeps what that master holds (what the
+    VAD trimmed there meanwhile was replicated, and so is what the tap saw). `audio` is the session's
+    stored audio once the stop was seen: the entries 0 .. stop's seq - 1, in order."""
+
+    def __init__(self, sentinels: SentinelSet, key: str) -> None:
+        self.sentinels, self.key = sentinels, key
+        self.chunks: dict[int, bytes] = {}
+        self.stop_seq: int | None = None
+        self.reconnects = 0
+        self.error: BaseException | None = None
+        self._quit = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="audio-tap", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            r, last = self.sentinels.client(), "0-0"
+            while self.stop_seq is None and not self._quit.is_set():
+                try:
+                    got = r.xread({self.key: last}, block=500) or []
+                except (redis.ConnectionError, redis.TimeoutError, redis.sentinel.MasterNotFoundError):
+                    self.reconnects += 1
+                    r.connection_pool.disconnect()
+                    last = "0-0"  # the new master's stream, from its start
+                    time.sleep(0.2)  # retrying a server that is failing over, not a synchronisation
+                    continue
+                for _, entries in got:
+                    for entry_id, fields in entries:
+                        last = entry_id
+                        msg = from_fields(fields)
+                        if isinstance(msg, AudioChunk):
+                            self.chunks[msg.seq] = msg.pcm
+                        elif isinstance(msg, AudioStop):
+                            self.stop_seq = msg.seq
+        except BaseException as e:  # reported by finish()
+            self.error = e
+
+    def finish(self, within: float) -> bytes:
+        """The stored audio; fails if the tap did not see the stop, or missed an entry."""
+        self.thread.join(within)
+        self._quit.set()
+        assert self.error is None, repr(self.error)
+        assert self.stop_seq is not None, (
+            f"the tap never saw the stop ({self.reconnects} reconnects, {len(self.chunks)} entries, {self.thread.is_alive()})"
+        )
+        missing = [n for n in range(self.stop_seq) if n not in self.chunks]
+        assert not missing, f"the tap missed entries {missing[:10]} of {self.stop_seq}"
+        return b"".join(self.chunks[n] for n in range(self.stop_seq))
