@@ -22,7 +22,9 @@ from shared.settings import TranscriberSettings
 from shared.streams import ensure_group, xadd
 from testkit.truth import KNOWN_TEXT, read_wav
 from testkit.wer import word_errors
-from tests.test_batching import CLIP
+from tests.util import DATA
+
+CLIP = DATA / "real" / "LJ001-0009.wav"  # one LJSpeech reader's sentence
 
 
 def test_share_is_what_waits_divided_among_the_free() -> None:

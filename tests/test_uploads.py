@@ -4,10 +4,8 @@ first sentences of lecture1), compressed ones made here with PyAV."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import re
-import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,12 +24,12 @@ from services.gateway.app import make_app
 from services.transcriber.backends import OpenAIBackend, Request
 from shared.settings import GatewaySettings, TranscriberSettings
 from tests.browser_util import missing_browser, open_page
+from tests.upload_util import form, until_done
 from tests.util import Lecture, Stack
 
 RATE = 16_000
 CLIP_S = 18.6  # lecture1's first three sentences; the third announces a deadline
 SHORT_S = 7.2  # its first sentence: "Proteins fold into shapes that determine what they can do."
-DEADLINE_S = 90.0
 
 
 def pcm_of(lecture: Lecture, start_s: float, end_s: float) -> bytes:
@@ -63,14 +61,6 @@ def encode(pcm: bytes, fmt: str, codec: str, rate: int) -> bytes:
     return buf.getvalue()
 
 
-def form(data: bytes, filename: str, **fields: str) -> aiohttp.FormData:
-    f = aiohttp.FormData()
-    f.add_field("file", data, filename=filename, content_type="application/octet-stream")
-    for name, value in fields.items():
-        f.add_field(name, value)
-    return f
-
-
 @pytest.fixture(scope="module")
 def short_mp3(lecture1: Lecture) -> bytes:
     return encode(pcm_of(lecture1, 0, SHORT_S), "mp3", "libmp3lame", RATE)
@@ -88,21 +78,6 @@ async def upload(http: aiohttp.ClientSession, data: bytes, filename: str, **fiel
         assert resp.status == 202, body
     assert body["status"] == "feeding"
     return body["session"]
-
-
-async def until_done(http: aiohttp.ClientSession, sid: str) -> list[dict[str, Any]]:
-    """Every progress report until `done` (polling the gateway, which is the external condition)."""
-    seen: list[dict[str, Any]] = []
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        async with http.get(f"/api/uploads/{sid}") as resp:
-            assert resp.status == 200
-            seen.append(await resp.json())
-        assert seen[-1]["status"] in ("feeding", "transcribing", "done"), seen[-1]
-        if seen[-1]["status"] == "done":
-            return seen
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"upload {sid} not done in {DEADLINE_S}s: {seen[-1]}")
 
 
 async def session_text(http: aiohttp.ClientSession, sid: str) -> tuple[dict[str, Any], str]:

@@ -13,6 +13,7 @@ import jiwer
 import pytest
 
 from tests.client import finals, stream
+from tests.upload_util import form, until_done
 from tests.util import DATA, Stack
 
 pytestmark = pytest.mark.slow
@@ -111,8 +112,6 @@ def test_saved_voice_is_listed_and_unknown_voice_is_refused(stack: Stack, voice:
 
 
 async def upload_locked(stack: Stack, voice: str) -> tuple[int, str]:
-    from tests.test_uploads import form, until_done
-
     headers = {"X-ClassRec-Owner": OWNER}
     async with aiohttp.ClientSession(stack.http, headers=headers) as http:  # an upload is its owner's
         data = (DATA / "voice" / "lock.wav").read_bytes()
