@@ -20,6 +20,7 @@ from services.gateway import state
 from services.gateway.errors import ApiError
 from services.gateway.flags import FlagStore
 from services.gateway.history.records import Entry, Record, iso
+from services.gateway.sessions import ENDED, LIVE
 from shared.archive import DB_DOWN, Archive, ArchivedSession
 from shared.db import connect_pool
 
@@ -64,7 +65,7 @@ async def session(app: web.Application, sid: str) -> ArchivedSession | None:
 
 
 def entry_of(row: ArchivedSession) -> Entry:
-    return Entry(row.sid, "ended" if row.ended else "live", row.created, row.config, row.owner)
+    return Entry(row.sid, ENDED if row.ended else LIVE, row.created, row.config, row.owner)
 
 
 async def record(app: web.Application, row: ArchivedSession) -> tuple[Entry, Record]:
@@ -87,7 +88,7 @@ def summary(row: ArchivedSession) -> dict[str, Any]:
     cfg = row.config
     return {
         "id": row.sid,
-        "status": "ended" if row.ended else "live",
+        "status": ENDED if row.ended else LIVE,
         "created": iso(row.created),
         "course": cfg.get("course"),
         "language": cfg.get("language"),
