@@ -132,11 +132,12 @@ async def open_page(
     *,
     permissions: tuple[str, ...] = ("microphone",),
     before_load: Callable[[Any], Any] | None = None,
+    path: str = "/",
     **context_options: Any,
 ) -> AsyncIterator[OpenPage]:
     """`launched(mic)`, a context (locale en-US and `context_options`, e.g. viewport, timezone_id)
-    granted `permissions` on `base_url`, and one page, its errors collected, loaded at `base_url`/
-    after `before_load(page)` (awaited when it returns an awaitable: routing its sockets, an init
+    granted `permissions` on `base_url`, and one page, its errors collected, loaded at `base_url` +
+    `path` after `before_load(page)` (awaited when it returns an awaitable: routing its sockets, an init
     script). Closed on exit."""
     async with launched(mic) as browser:
         context = await browser.new_context(locale="en-US", **context_options)
@@ -146,5 +147,5 @@ async def open_page(
         opened.page.on("pageerror", lambda exc: opened.errors.append(str(exc)))
         if before_load is not None and inspect.isawaitable(ready := before_load(opened.page)):
             await ready
-        await opened.page.goto(f"{base_url}/")
+        await opened.page.goto(base_url + path)
         yield opened

@@ -17,15 +17,17 @@ from __future__ import annotations
 import base64
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from testkit.page import audio_check
-from tests.browser_util import FAKE_DEVICE_RATE, browser_marks, chromium_args, find_chromium, write_fake_mic
+from tests.browser_util import FAKE_DEVICE_RATE, browser_marks, open_page, write_fake_mic
 from tests.util import ROOT, Lecture
 
 pytestmark = browser_marks()
@@ -109,47 +111,38 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server.server_close()
 
 
-async def open_page(pw: object, site: str, mic: Path, path: str = "") -> tuple[object, object]:
-    browser = await pw.chromium.launch(
-        executable_path=find_chromium(), headless=True, args=chromium_args(mic)
-    )
-    context = await browser.new_context()
-    await context.grant_permissions(["microphone"], origin=site)
-    page = await context.new_page()
-    await page.goto(f"{site}/index.html" + (f"?capture={path}" if path else ""))
-    await page.wait_for_function("() => typeof window.startCapture === 'function'")
-    return browser, page
+@asynccontextmanager
+async def capture_page(site: str, mic: Path, path: str = "") -> AsyncIterator[Any]:
+    """The capture page of `site` (`?capture=` `path`), `mic` as the microphone, once it is ready."""
+    query = f"?capture={path}" if path else ""
+    async with open_page(site, mic, path=f"/index.html{query}") as opened:
+        await opened.page.wait_for_function("() => typeof window.startCapture === 'function'")
+        yield opened.page
 
 
 @pytest.mark.parametrize("path", ["track", "worklet"])
 async def test_capture_sends_the_clip_whole(site: str, lecture1: Lecture, tmp_path: Path, path: str) -> None:
     """On the track path the page's main thread is also blocked for 2 s mid-clip: nothing may be lost."""
-    from playwright.async_api import async_playwright
-
     clip = np.frombuffer(lecture1.pcm, "<i2")[: int(CLIP_S * 16000)]
     mic = write_fake_mic(
         lecture1.pcm, tmp_path / "mic.wav", seconds=CLIP_S, silence_s=TAIL_S, wav_rate=FAKE_DEVICE_RATE
     )
-    async with async_playwright() as pw:
-        browser, page = await open_page(pw, site, mic, path)
-        try:
-            await page.evaluate("startCapture()")
-            if path == "track":
-                await page.wait_for_function("s => window.cap.samples >= s", arg=8 * 16000, polling=100)
-                await page.evaluate("block(2000)")
-            # The device plays in real time: wait (polling, no sleep) until the clip has been captured.
-            await page.wait_for_function(
-                "s => window.cap.samples >= s",
-                arg=int((CLIP_S + TAIL_S / 2) * 16000),
-                timeout=(CLIP_S + 60) * 1000,
-                polling=200,
-            )
-            sent = np.frombuffer(base64.b64decode(await page.evaluate("stopCapture()")), "<i2")
-            info = await page.evaluate(
-                "({settings: cap.settings, path: cap.path, inputRate: cap.inputRate, stats: cap.stats})"
-            )
-        finally:
-            await browser.close()
+    async with capture_page(site, mic, path) as page:
+        await page.evaluate("startCapture()")
+        if path == "track":
+            await page.wait_for_function("s => window.cap.samples >= s", arg=8 * 16000, polling=100)
+            await page.evaluate("block(2000)")
+        # The device plays in real time: wait (polling, no sleep) until the clip has been captured.
+        await page.wait_for_function(
+            "s => window.cap.samples >= s",
+            arg=int((CLIP_S + TAIL_S / 2) * 16000),
+            timeout=(CLIP_S + 60) * 1000,
+            polling=200,
+        )
+        sent = np.frombuffer(base64.b64decode(await page.evaluate("stopCapture()")), "<i2")
+        info = await page.evaluate(
+            "({settings: cap.settings, path: cap.path, inputRate: cap.inputRate, stats: cap.stats})"
+        )
     s = info["settings"]
     assert not s.get("echoCancellation") and not s.get("noiseSuppression") and not s.get("autoGainControl"), s
     assert info["path"] == path
@@ -173,23 +166,17 @@ async def test_capture_sends_the_clip_whole(site: str, lecture1: Lecture, tmp_pa
 
 
 async def test_resampler_response(site: str, tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright
-
     mic = write_fake_mic(b"", tmp_path / "silence.wav", seconds=0, silence_s=1)
-    async with async_playwright() as pw:
-        browser, page = await open_page(pw, site, mic)
-        try:
-            for rate in (44100, 48000):
-                gains = {
-                    f: await page.evaluate("([r, f]) => toneGain(r, f)", [rate, f])
-                    for f in (1000, 4000, 6500, 7000, 7500, 8500, 9000, 12000, 20000)
-                }
-                for f in (1000, 4000, 6500, 7000):
-                    assert abs(gains[f]) <= 0.1, f"{rate} Hz: {f} Hz at {gains[f]:+.2f} dB ({gains})"
-                assert gains[7500] >= -6, f"{rate} Hz: 7500 Hz at {gains[7500]:+.2f} dB ({gains})"
-                for f in (8500, 9000, 12000, 20000):  # would alias to 7.5, 7, 4 and 4 kHz
-                    assert gains[f] <= -60, f"{rate} Hz: {f} Hz aliased at {gains[f]:+.2f} dB ({gains})"
-                q = await page.evaluate("r => quantaDiff(r)", rate)
-                assert q["lengths"][0] == q["lengths"][1] and q["maxDiff"] <= 1e-6, q
-        finally:
-            await browser.close()
+    async with capture_page(site, mic) as page:
+        for rate in (44100, 48000):
+            gains = {
+                f: await page.evaluate("([r, f]) => toneGain(r, f)", [rate, f])
+                for f in (1000, 4000, 6500, 7000, 7500, 8500, 9000, 12000, 20000)
+            }
+            for f in (1000, 4000, 6500, 7000):
+                assert abs(gains[f]) <= 0.1, f"{rate} Hz: {f} Hz at {gains[f]:+.2f} dB ({gains})"
+            assert gains[7500] >= -6, f"{rate} Hz: 7500 Hz at {gains[7500]:+.2f} dB ({gains})"
+            for f in (8500, 9000, 12000, 20000):  # would alias to 7.5, 7, 4 and 4 kHz
+                assert gains[f] <= -60, f"{rate} Hz: {f} Hz aliased at {gains[f]:+.2f} dB ({gains})"
+            q = await page.evaluate("r => quantaDiff(r)", rate)
+            assert q["lengths"][0] == q["lengths"][1] and q["maxDiff"] <= 1e-6, q

@@ -18,7 +18,7 @@ import pytest
 from shared.redis_server import start_redis
 from testkit.truth import load_lecture as load_truth
 from testkit.wer import word_errors
-from tests.browser_util import find_chromium, missing_browser
+from tests.browser_util import missing_browser, open_page
 from tests.client import finals, stream
 from tests.util import DATA, Lecture, Stack, free_port, load_lecture, running_stack
 
@@ -134,31 +134,24 @@ def test_a_language_the_model_cannot_do_is_refused_not_transcribed(stack: Stack,
 async def page_form(http: str, choose: dict | None = None) -> dict:
     """The setup form of the page served at `http` once its language list is loaded: the options, the
     translate option, and the start message it would send (after `choose`: {"language", "translate"})."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=find_chromium(), args=["--no-sandbox"])
-        try:
-            page = await browser.new_page()
-            await page.goto(http + "/")
-            await page.wait_for_function("document.getElementById('language').dataset.model !== undefined")
-            if choose:
-                await page.select_option("#language", choose["language"])
-                if choose.get("translate"):
-                    await page.check("#translate")
-            return await page.evaluate(
-                """async () => {
-                const m = await import('/static/settings.js');
-                const form = document.getElementById('setup');
-                return {
-                  options: [...form.elements.language.options].map((o) => [o.value, o.textContent]),
-                  translateShown: !document.getElementById('translate-option').hidden,
-                  start: m.startMessage(m.readSettings(form)),
-                };
-              }"""
-            )
-        finally:
-            await browser.close()
+    async with open_page(http, permissions=()) as opened:
+        page = opened.page
+        await page.wait_for_function("document.getElementById('language').dataset.model !== undefined")
+        if choose:
+            await page.select_option("#language", choose["language"])
+            if choose.get("translate"):
+                await page.check("#translate")
+        return await page.evaluate(
+            """async () => {
+            const m = await import('/static/settings.js');
+            const form = document.getElementById('setup');
+            return {
+              options: [...form.elements.language.options].map((o) => [o.value, o.textContent]),
+              translateShown: !document.getElementById('translate-option').hidden,
+              start: m.startMessage(m.readSettings(form)),
+            };
+          }"""
+        )
 
 
 @pytest.mark.skipif(missing_browser() is not None, reason=str(missing_browser()))
