@@ -13,7 +13,9 @@ Figures (bench.common defines WER, noise words, alert matching):
   WER             of the finals joined in segment order, against the speech text of PREFIX.json;
   noise words     words of finals placed in noise-only stretches (and in silence);
   final latency   p50/p95 of arrival - end/speed, `end` being the final's end in session audio
-                  (end/speed is when the client had sent that audio);
+                  (end/speed is when the client had sent that audio); "vs truth": against the end of
+                  the spoken sentence a final overlaps most; "per sentence": for every spoken
+                  sentence, the first final holding its end against that end;
   partial lag     the same for non-final transcripts, if any;
   end after stop  arrival of {"type":"end"} - the moment {"type":"stop"} was sent;
   alerts          found / expected / false (+ duplicates), each listed;
@@ -71,6 +73,7 @@ class SessionFigures:
     wer: WerResult | None = None
     noise: NoiseWords | None = None
     truth_latency: list[float] = field(default_factory=list)  # arrival - end of the spoken sentence
+    sentence_latency: list[float] = field(default_factory=list)  # per spoken sentence: its final - its end
 
     @property
     def text(self) -> str:
@@ -117,6 +120,7 @@ def analyse(
     )
     if lecture.has_truth:
         fig.truth_latency = truth_latency(finals, lecture, speed)
+        fig.sentence_latency = sentence_latency(finals, lecture, speed)
         fig.wer = word_errors(lecture.speech_text, fig.text, lecture.language)
         segs = [HypSegment(float(m["start"]), float(m["end"]), m["text"]) for m in fig.finals]
         fig.noise = noise_words(segs, lecture.spans)
@@ -131,6 +135,18 @@ def truth_latency(finals: list[tuple[float, dict]], lecture: Lecture, speed: flo
         best = max(speech, key=lambda sp: min(sp.end, m["end"]) - max(sp.start, m["start"]), default=None)
         if best is not None and min(best.end, m["end"]) > max(best.start, m["start"]):
             out.append(t - best.end / speed)
+    return out
+
+
+def sentence_latency(finals: list[tuple[float, dict]], lecture: Lecture, speed: float) -> list[float]:
+    """For each ground-truth sentence, the arrival of the first final that holds its end (ends at
+    most 0.3 s before it, starts before it) minus that end: what a student waits for each sentence,
+    however many sentences one final holds (`truth_latency` counts a final once)."""
+    out = []
+    for sp in (sp for sp in lecture.spans if sp.kind == "speech"):
+        holding = [t for t, m in finals if m["end"] >= sp.end - 0.3 and m["start"] < sp.end]
+        if holding:
+            out.append(min(holding) - sp.end / speed)
     return out
 
 
@@ -162,6 +178,8 @@ def summarise(figs: list[SessionFigures], lecture: Lecture, cpu: dict[str, float
         "final_latency_p95": percentile(lat, 95),
         "truth_latency_p50": percentile([x for f in figs for x in f.truth_latency], 50),
         "truth_latency_p95": percentile([x for f in figs for x in f.truth_latency], 95),
+        "sentence_latency_p50": percentile([x for f in figs for x in f.sentence_latency], 50),
+        "sentence_latency_p95": percentile([x for f in figs for x in f.sentence_latency], 95),
         "partial_lag_p50": percentile(lag, 50),
         "partial_lag_p95": percentile(lag, 95),
         "finals": len(lat),
@@ -196,6 +214,8 @@ def print_report(s: dict, figs: list[SessionFigures], lecture: Lecture, speed: f
     truth = [x for f in figs for x in f.truth_latency]
     if truth:
         print(f"  ... vs truth     {_pct(truth)}   (arrival - end of the spoken sentence in the truth)")
+        each = [x for f in figs for x in f.sentence_latency]
+        print(f"  ... per sentence {_pct(each)}   (each spoken sentence: the first final holding its end)")
     print(f"  partial lag      {_pct(lag)}")
     print(f"  end after stop   {', '.join(fmt(x, '.2f', ' s') for x in s['end_after_stop'])}")
     print(

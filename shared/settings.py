@@ -43,6 +43,9 @@ class CommonSettings(BaseSettings):
     # Partials are disposable and each carries the whole utterance so far (~100 KB): when no
     # transcriber keeps up (or none runs), the oldest go first instead of filling Redis.
     partials_maxlen: int = Field(200, description="bound of segments:partial (exact)")
+    # Sentence finals: the transcriber asks the VAD to close an utterance at a sentence's end
+    # (services/transcriber/sentences.py), the VAD sends a partial when a pause begins (vad/sentences.py).
+    sentence_finals: bool = True
     read_count: int = 16
     block_ms: int = 1000
     claim_idle_ms: int = 30_000
@@ -159,7 +162,6 @@ class TranscriberSettings(CommonSettings):
     partial_beam_size: int = 1
     # Sentence finals (services/transcriber/sentences.py): when the stable words of a partial end a
     # sentence of at least SENTENCE_MIN_WORDS words, the VAD is asked to close the utterance there.
-    sentence_finals: bool = True
     sentence_min_words: int = 4
     # Finals: the encoder sees the utterance plus this much padding instead of a whole 30 s window
     # (0: the whole window). Shorter is cheaper; see bench/finals.py for what it does to accuracy.

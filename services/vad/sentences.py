@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from services.vad.segmenter import Utterance
+from services.vad.segmenter import Segmenter, Utterance
 from shared.messages import SAMPLE_RATE, Msg, SentenceCut
 
 if TYPE_CHECKING:
@@ -27,6 +27,16 @@ log = logging.getLogger(__name__)
 SEARCH_BEFORE_S = 0.2
 SEARCH_AFTER_S = 0.35
 MIN_UTTERANCE_S = 1.0
+PAUSE_PARTIAL_S = 0.3
+
+
+def pause_partial(seg: Segmenter, grown: int, on: bool) -> bool:
+    """Whether to send a partial now, before the partial interval is up: a pause has just begun in
+    the open utterance (Silero under its lower threshold: also the ~0.1 s between run-on sentences)
+    and it grew by PAUSE_PARTIAL_S since the last partial. That partial holds the sentence's last
+    word whole, so the next one can agree on it up to a second sooner than the interval's own
+    partials would. Also sent at the start of a pause that ends the utterance (one partial more)."""
+    return on and seg.silence_since is not None and grown >= PAUSE_PARTIAL_S * SAMPLE_RATE
 
 
 def apply_cut(state: SessionState, msg: Msg | None) -> list[Utterance]:

@@ -265,7 +265,8 @@ class VadWorker(StreamWorker[VadSettings]):
         )
 
     async def maybe_partial(self, state: SessionState) -> None:
-        """Send the open utterance for a partial result once it has grown by `partial_interval_s`."""
+        """Send the open utterance for a partial result once it has grown by `partial_interval_s`
+        (or sooner when a pause begins: sentences.pause_partial)."""
         opened = state.segmenter.open_audio()
         if opened is None:
             return
@@ -274,8 +275,8 @@ class VadWorker(StreamWorker[VadSettings]):
         grown = end - max(state.partial_end, start)
         if (
             grown < self.settings.partial_interval_s * SAMPLE_RATE
-            or len(audio) < self.settings.partial_min_speech_s * SAMPLE_RATE
-        ):
+            and not sentences.pause_partial(state.segmenter, grown, self.settings.sentence_finals)
+        ) or len(audio) < self.settings.partial_min_speech_s * SAMPLE_RATE:
             return
         if state.lock is not None and not state.lock.partial_ok(start, audio):
             return  # another speaker in the open utterance: no partial of it (others: drop)
