@@ -15,7 +15,7 @@ Figures (bench.common defines WER, noise words, alert matching):
   final latency   p50/p95 of arrival - end/speed, `end` being the final's end in session audio
                   (end/speed is when the client had sent that audio); "vs truth": against the end of
                   the spoken sentence a final overlaps most; "per sentence": for every spoken
-                  sentence, the first final holding its end against that end;
+                  sentence, the final of the segment it ends in against that end;
   partial lag     the same for non-final transcripts, if any;
   end after stop  arrival of {"type":"end"} - the moment {"type":"stop"} was sent;
   alerts          found / expected / false (+ duplicates), each listed;
@@ -139,14 +139,14 @@ def truth_latency(finals: list[tuple[float, dict]], lecture: Lecture, speed: flo
 
 
 def sentence_latency(finals: list[tuple[float, dict]], lecture: Lecture, speed: float) -> list[float]:
-    """For each ground-truth sentence, the arrival of the first final that holds its end (ends at
-    most 0.3 s before it, starts before it) minus that end: what a student waits for each sentence,
-    however many sentences one final holds (`truth_latency` counts a final once)."""
+    """For each ground-truth sentence, the arrival of the final of the segment it ends in (the last
+    final that starts before the sentence's end) minus that end: what a student waits for each
+    sentence, however many sentences one final holds (`truth_latency` counts a final once)."""
     out = []
     for sp in (sp for sp in lecture.spans if sp.kind == "speech"):
-        holding = [t for t, m in finals if m["end"] >= sp.end - 0.3 and m["start"] < sp.end]
-        if holding:
-            out.append(min(holding) - sp.end / speed)
+        before = [(m["start"], t) for t, m in finals if m["start"] < sp.end]
+        if before:
+            out.append(max(before)[1] - sp.end / speed)
     return out
 
 
@@ -215,7 +215,9 @@ def print_report(s: dict, figs: list[SessionFigures], lecture: Lecture, speed: f
     if truth:
         print(f"  ... vs truth     {_pct(truth)}   (arrival - end of the spoken sentence in the truth)")
         each = [x for f in figs for x in f.sentence_latency]
-        print(f"  ... per sentence {_pct(each)}   (each spoken sentence: the first final holding its end)")
+        print(
+            f"  ... per sentence {_pct(each)}   (each spoken sentence: the final of the segment it ends in)"
+        )
     print(f"  partial lag      {_pct(lag)}")
     print(f"  end after stop   {', '.join(fmt(x, '.2f', ' s') for x in s['end_after_stop'])}")
     print(
