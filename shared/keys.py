@@ -112,6 +112,12 @@ def events(sid: str) -> str:
     return f"{EVENTS_PREFIX}{sid}"
 
 
+def heard(sid: str) -> str:
+    """Hash: the session's recent finals, audio and text (`{segment}:pcm`, `{segment}:text`), that
+    the next final is decoded after (FINAL_CONTEXT_S); a short TTL."""
+    return f"heard:{sid}"
+
+
 def session_keys(sid: str) -> list[str]:
     """Every key of one session but its two streams (their prefixes are settings): what deleting a
     session removes."""
@@ -123,6 +129,7 @@ def session_keys(sid: str) -> list[str]:
         partials(sid),
         agreement(sid),
         context(sid),
+        heard(sid),
         language(sid),
         language_error(sid),
         vad_state(sid),

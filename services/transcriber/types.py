@@ -40,3 +40,7 @@ class Request:
     partial: bool = False  # a partial result: cheaper decoding, no word timings
     prefix: str = ""  # words the result must start with (partials: the committed words)
     task: str = "transcribe"  # or "translate": English text (multilingual models)
+    # Finals: the session's preceding speech, heard before `audio`, and what was said in it (forced
+    # as the decoder's prefix). Only the words of `audio` are returned (README "Finals in context").
+    context: np.ndarray | None = None
+    context_text: str = ""

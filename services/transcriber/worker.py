@@ -19,6 +19,7 @@ import time
 import numpy as np
 import redis.asyncio as aioredis
 
+from services.transcriber import context
 from services.transcriber.agreement import Agreement
 from services.transcriber.backends import Backend
 from services.transcriber.fairshare import Queue, leave, queue
@@ -27,7 +28,7 @@ from services.transcriber.languages import LanguageUnsupported, session_language
 from services.transcriber.sentences import SentenceCuts
 from services.transcriber.types import Piece, Request, Result
 from shared import keys, metrics
-from shared.messages import ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord
+from shared.messages import SAMPLE_RATE, ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord
 from shared.service import heartbeat
 from shared.settings import TranscriberSettings
 from shared.streams import stage
@@ -192,6 +193,10 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         english = language in (None, "en")
         lecture = self.settings.lecture_prompt if english else ""
         prompt = build_prompt(lecture, job.config.prompt, job.config.keywords, recent)
+        heard, said = None, ""
+        if job.final and self.settings.final_context_s > 0:
+            seconds = context.budget_s(self.settings.final_context_s, len(audio) / SAMPLE_RATE)
+            heard, said = await context.load(self.r, job.sid, job.segment, seconds)
         return Request(
             audio,
             language,
@@ -200,6 +205,8 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
             partial=not job.final,
             prefix=prefix,
             task=job.config.task,
+            context=heard,
+            context_text=said,
         )
 
     async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
@@ -240,6 +247,8 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
             stage(pipe, self.settings.events_key(job.sid), event, self.settings.stream_maxlen)
             stage(pipe, self.settings.transcripts_stream, record, self.settings.stream_maxlen)
             pipe.hdel(keys.agreement(job.sid), str(job.segment))
+            if self.settings.final_context_s > 0 and job.speaker != "other":
+                context.save(pipe, job.sid, job.segment, job.pcm, text)
             if text and self.settings.prompt_context_chars:
                 pipe.append(keys.context(job.sid), " " + text)
                 pipe.expire(keys.context(job.sid), STATE_TTL_S)
