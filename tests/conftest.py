@@ -58,11 +58,14 @@ def data_dir() -> Iterator[Path]:
     """The data directory of the whole run (audio files), and no archive unless a test asks for one
     (`database_url`): nothing a test starts writes into the repository or a developer's database."""
     path = Path(tempfile.mkdtemp(prefix="classrec-test-data-"))
-    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "DATABASE_URL", "WHISPER_MODEL")}
+    saved = {k: os.environ.get(k) for k in ("DATA_DIR", "DATABASE_URL", "WHISPER_MODEL", "FINAL_CONTEXT_S")}
     os.environ.update(DATA_DIR=str(path), DATABASE_URL="")
     # The suite runs on tiny.en (a third of base's decode time on this 2-core machine) unless told
     # otherwise; tests/test_languages.py runs base, the product's default, through the whole stack.
     os.environ.setdefault("WHISPER_MODEL", "tiny.en")
+    # ... and decodes each final alone (finals in context cost 3x the CPU of a final). Context is
+    # tested by tests/test_context.py and, at the product's default, by test_languages' base stack.
+    os.environ.setdefault("FINAL_CONTEXT_S", "0")
     yield path
     for k, v in saved.items():
         if v is None:

@@ -18,7 +18,7 @@ import aiohttp
 
 from tests.client import FRAME_BYTES
 from tests.cluster_util import POLL_S, Cluster, service_of, start_cluster, wait_for  # noqa: F401
-from tests.transcripts import assert_heard, words
+from tests.transcripts import assert_heard, sentence_parts
 from tests.util import Lecture
 
 # --- the client ---------------------------------------------------------------------------------
@@ -226,23 +226,8 @@ def check_transcript(
             assert shown.get(seg) == text, f"segment {seg} changed: {text!r} then {shown.get(seg)!r}"
     speech = [s for s in lecture.speech if s["end"] <= until_s]
     assert sorted(shown) == list(range(len(shown))), shown  # numbered from 0, none missing
-    # Each final lies in one spoken sentence; a sentence final (SENTENCE_FINALS) may split a sentence
-    # that Whisper punctuates as two, never merge two.
     spans = {m["segment"]: m for m in last if m["type"] == "transcript" and m["final"]}
-    parts: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(speech))}
-    for seg in sorted(shown):
-        f = spans[seg]
-        mid = (f["start"] + f["end"]) / 2
-        inside = [i for i, t in enumerate(speech) if t["start"] - 0.5 <= mid <= t["end"] + 0.5]
-        assert inside, f"segment {seg} {f} lies in no spoken sentence"
-        parts[inside[0]].append(f)
-    assert [i for i, fs in parts.items() if fs] == sorted(parts), (shown, [s["text"] for s in speech])
-    for i, fs in parts.items():
-        assert any(words(f["text"]) for f in fs), f"sentence {i} has only empty finals"
-        covered = min(fs[-1]["end"], speech[i]["end"]) - max(fs[0]["start"], speech[i]["start"])
-        assert covered >= 0.75 * (speech[i]["end"] - speech[i]["start"]), (
-            f"sentence {i}: {fs} is not {speech[i]}"
-        )
+    sentence_parts([spans[seg] for seg in sorted(shown)], speech)
     assert_heard([s["text"] for s in speech], [shown[seg] for seg in sorted(shown)])
     return shown
 

@@ -29,3 +29,23 @@ def assert_heard(truth: Iterable[str], heard: Iterable[str], bound: float = WER_
     got = wer(truth, heard)
     assert got < bound, f"WER {got:.3f} >= {bound}: {heard} against {truth}"
     return got
+
+
+def sentence_parts(finals: list[dict], speech: list[dict]) -> dict[int, list[dict]]:
+    """The finals of each spoken sentence (by index), asserting that every final lies in one sentence
+    and every sentence has one or more: a sentence final (SENTENCE_FINALS) may split a sentence that
+    Whisper punctuates as two ("... on chapter 4. So please review it."), never merge two."""
+    parts: dict[int, list[dict]] = {i: [] for i in range(len(speech))}
+    for f in finals:
+        mid = (f["start"] + f["end"]) / 2
+        inside = [i for i, t in enumerate(speech) if t["start"] - 0.5 <= mid <= t["end"] + 0.5]
+        assert inside, f"final {f} lies in no spoken sentence"
+        parts[inside[0]].append(f)
+    assert all(parts.values()), ([f["text"] for f in finals], [s["text"] for s in speech])
+    for i, fs in parts.items():
+        assert any(words(f["text"]) for f in fs), f"sentence {i} has only empty finals"
+        covered = min(fs[-1]["end"], speech[i]["end"]) - max(fs[0]["start"], speech[i]["start"])
+        assert covered >= 0.75 * (speech[i]["end"] - speech[i]["start"]), (
+            f"sentence {i}: {fs} is not {speech[i]}"
+        )
+    return parts

@@ -150,31 +150,31 @@ class LocalBackend:
         # Timestamp tokens make Whisper close a segment right after the forced prefix and stop; the
         # new words' times come from the word alignment instead.
         options.update(word_timestamps=True, without_timestamps=True)
+        # faster-whisper drops hotwords when there is a prefix: they go before the prompt instead.
+        options["initial_prompt"] = " ".join(x for x in (req.hotwords.strip(), req.prompt.strip()) if x) or None
         self.model.window_frames = encoder_frames(len(audio), CONTEXT_TAIL_S)
         segments, _ = self.model.transcribe(audio, **options)
-        pieces = []
-        for s in segments:
-            words = [
-                (max(0.0, float(w.start) - ctx_s), float(w.end) - ctx_s, w.word)
-                for w in s.words or []
-                if (w.start + w.end) / 2 >= ctx_s - CONTEXT_SLACK_S
-            ]
-            if words:
-                text = "".join(w[2] for w in words).strip()
-                pieces.append(
-                    Piece(
-                        words[0][0],
-                        words[-1][1],
-                        text,
-                        s.avg_logprob,
-                        s.no_speech_prob,
-                        compression_ratio(text),
-                        words if self.s.word_timestamps else [],
-                    )
-                )
-            if s.end >= len(audio) / SAMPLE_RATE - TAIL_S:
-                break
-        return Result(pieces)
+        # Without timestamps the first segment is the whole window: what follows it is faster-whisper
+        # decoding the padding after the audio (junk such as "Thank you.").
+        first = next(iter(segments), None)
+        words = [
+            (max(0.0, float(w.start) - ctx_s), float(w.end) - ctx_s, w.word)
+            for w in (first.words or [] if first is not None else [])
+            if (w.start + w.end) / 2 >= ctx_s - CONTEXT_SLACK_S
+        ]
+        if first is None or not words:
+            return Result([])
+        text = "".join(w[2] for w in words).strip()
+        piece = Piece(
+            words[0][0],
+            words[-1][1],
+            text,
+            first.avg_logprob,
+            first.no_speech_prob,
+            compression_ratio(text),
+            words if self.s.word_timestamps else [],
+        )
+        return Result([piece])
 
     def _frames(self, req: Request) -> int:
         tail = self.s.final_window_tail_s
