@@ -151,7 +151,9 @@ class LocalBackend:
         # new words' times come from the word alignment instead.
         options.update(word_timestamps=True, without_timestamps=True)
         # faster-whisper drops hotwords when there is a prefix: they go before the prompt instead.
-        options["initial_prompt"] = " ".join(x for x in (req.hotwords.strip(), req.prompt.strip()) if x) or None
+        options["initial_prompt"] = (
+            " ".join(x for x in (req.hotwords.strip(), req.prompt.strip()) if x) or None
+        )
         self.model.window_frames = encoder_frames(len(audio), CONTEXT_TAIL_S)
         segments, _ = self.model.transcribe(audio, **options)
         # Without timestamps the first segment is the whole window: what follows it is faster-whisper
