@@ -28,8 +28,8 @@ from tests.faults_util import (
     finish,
     start_cluster,
     wait_for,
-    words,
 )
+from tests.transcripts import words
 from tests.util import Lecture
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]

@@ -7,20 +7,15 @@ real time; the transcript, the alerts and the end of the session are checked aga
 from __future__ import annotations
 
 import asyncio
-import re
 
 import jiwer
 import pytest
 
 from tests.client import finals, stream
-from tests.transcripts import sentence_parts
+from tests.transcripts import sentence_parts, words
 from tests.util import Lecture, Stack
 
 pytestmark = pytest.mark.slow
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 
 import aiohttp
 import jiwer
 import pytest
 
 from tests.client import finals, stream
+from tests.transcripts import words
 from tests.upload_util import form, until_done
 from tests.util import DATA, Stack
 
 pytestmark = pytest.mark.slow
 OWNER = "voice-test-owner-0123456789"
 TRUTH = json.loads((DATA / "voice" / "lock.json").read_text())
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9']+", text.lower())
 
 
 def spoken(speaker: str) -> list[dict]:
