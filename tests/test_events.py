@@ -27,23 +27,11 @@ STREAM: list[Msg] = [PARTIAL, FINAL, LATE, REPEAT, ALERT, VadDone(sid="x", segme
 
 def test_first_finals_keeps_the_first_final_of_each_segment() -> None:
     finals = FirstFinals()
-    assert [finals.admit(m) for m in (PARTIAL, FINAL, LATE, REPEAT, ALERT, NEXT)] == [
-        True,
-        True,
-        False,
-        False,
-        True,
-        True,
-    ]
+    admitted = [finals.admit(m) for m in (PARTIAL, FINAL, LATE, REPEAT, ALERT, NEXT)]
+    assert admitted == [True, True, False, False, True, True]
     first = FirstFinals()
-    assert [first.first(m) for m in (PARTIAL, FINAL, REPEAT, ALERT, NEXT, NEXT)] == [
-        False,
-        True,
-        False,
-        False,
-        True,
-        False,
-    ]
+    firsts = [first.first(m) for m in (PARTIAL, FINAL, REPEAT, ALERT, NEXT, NEXT)]
+    assert firsts == [False, True, False, False, True, False]
 
 
 async def test_a_client_gets_each_final_once_and_the_end(r: aioredis.Redis, redis_url: str) -> None:
