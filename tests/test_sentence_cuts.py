@@ -37,6 +37,17 @@ def sentences() -> Sentences:
     return speech[0]["text"].split(), speech[1]["text"].split(), [s["end"] for s in speech[:3]]
 
 
+@pytest.fixture
+def s(redis_url: str) -> TranscriberSettings:
+    """The transcriber's settings, its sessions' audio streams under a prefix of these tests' own."""
+    return TranscriberSettings(redis_url=redis_url, audio_prefix="audio:cuts:")
+
+
+async def with_audio(r: aioredis.Redis, s: TranscriberSettings, sid: str) -> None:
+    """The session's audio stream, as the gateway would have made it (a cut is asked only into one)."""
+    await xadd(r, s.audio_key(sid), AudioChunk(seq=0, pcm=b"\0\0"), 1000)
+
+
 def partial(sid: str, until_s: float) -> SegmentJob:
     pcm = read_wav(DATA / "runon1.wav")[int(START * SR) : int(until_s * SR)]
     return SegmentJob(
@@ -76,16 +87,12 @@ def test_the_last_word_of_a_sentence_is_found_in_the_partial(
 
 
 async def test_a_cut_is_asked_once_into_the_sessions_audio_stream(
-    redis_url: str,
-    backend: LocalBackend,
-    sentences: Sentences,
+    r: aioredis.Redis, s: TranscriberSettings, backend: LocalBackend, sentences: Sentences
 ) -> None:
     first, second, ends = sentences
-    r = aioredis.Redis.from_url(redis_url)
-    s = TranscriberSettings(redis_url=redis_url, audio_prefix="audio:cuts:")
     cuts = SentenceCuts(s, r, backend)
     job = partial("sc1", 8.4)
-    await xadd(r, s.audio_key("sc1"), AudioChunk(seq=0, pcm=b"\0\0"), 1000)  # the session's audio
+    await with_audio(r, s, "sc1")
     agreement = Agreement(previous=first + second[:3], committed=first + second[:1])
     await cuts.after_partial(job, agreement)
     await cuts.after_partial(job, agreement)  # the same sentence end again: not asked twice
@@ -99,15 +106,11 @@ async def test_a_cut_is_asked_once_into_the_sessions_audio_stream(
 
 
 async def test_an_end_at_the_audios_end_waits_for_more_audio(
-    redis_url: str,
-    backend: LocalBackend,
-    sentences: Sentences,
+    r: aioredis.Redis, s: TranscriberSettings, backend: LocalBackend, sentences: Sentences
 ) -> None:
     first, _, ends = sentences
-    r = aioredis.Redis.from_url(redis_url)
-    s = TranscriberSettings(redis_url=redis_url, audio_prefix="audio:cuts:")
     cuts = SentenceCuts(s, r, backend)
-    await xadd(r, s.audio_key("sc2"), AudioChunk(seq=0, pcm=b"\0\0"), 1000)
+    await with_audio(r, s, "sc2")
     agreement = Agreement(previous=list(first), committed=list(first))
     await cuts.after_partial(partial("sc2", ends[0] + 0.2), agreement)  # Whisper may close any partial so
     assert await r.xlen(s.audio_key("sc2")) == 1 and agreement.cut_at == 0
@@ -116,16 +119,12 @@ async def test_an_end_at_the_audios_end_waits_for_more_audio(
 
 
 async def test_nothing_asked_when_off_translating_or_after_the_session_ended(
-    redis_url: str,
-    backend: LocalBackend,
-    sentences: Sentences,
+    r: aioredis.Redis, s: TranscriberSettings, backend: LocalBackend, sentences: Sentences
 ) -> None:
     first, second, _ = sentences
-    r = aioredis.Redis.from_url(redis_url)
-    s = TranscriberSettings(redis_url=redis_url, audio_prefix="audio:cuts:")
     words = first + second[:3]
     off = SentenceCuts(s.model_copy(update={"sentence_finals": False}), r, backend)
-    await xadd(r, s.audio_key("sc3"), AudioChunk(seq=0, pcm=b"\0\0"), 1000)
+    await with_audio(r, s, "sc3")
     await off.after_partial(partial("sc3", 8.4), Agreement(previous=words, committed=words))
     translating = partial("sc3", 8.4)
     translating.config.task = "translate"
