@@ -2,9 +2,9 @@
 
 The follower gets `session`, then every event of the session from its start (transcripts, alerts,
 flags, errors; a partial once its final is out is dropped, a final sent once), live as they come,
-then `end` once the session has ended. It reads `events:{sid}` by itself (XRANGE-paged XREAD from
-`0-0`): the owner's connection and the workers never wait for a follower. A follower that does not
-read fills its own bounded queue, which holds up its own relay only, and is closed (`slow_client`)
+then `end` once the session has ended. It reads `events:{sid}` by itself (`events.for_client`, as
+the owner's socket does, from `0-0`): the owner's connection and the workers never wait for a
+follower. A follower that does not read fills its own bounded queue (`outbox.py`), which holds up its own relay only, and is closed (`slow_client`)
 once it has read nothing for SEND_TIMEOUT_S; the owner and the other followers are unaffected.
 A session Redis no longer holds is replayed from the archive, then `end`. At most
 `MAX_FOLLOWERS_PER_SESSION` followers per session on each gateway (close 1008 beyond).

@@ -2,9 +2,11 @@
 and the Redis streams.
 
 Incoming audio goes to `audio:{sid}` in order; the session's `events:{sid}` stream is relayed back
-(client-facing events only). After `stop` the session ends once the alerts worker says it has scanned
-every utterance the VAD cut: by then every transcript and alert is in the stream before that marker.
-All frames to the client go through one bounded queue and one sender task. Every frame first passes
+(`events.for_client`: client-facing events, the first final of a segment). The session is opened,
+stopped and ended through `sessions.py`, as an upload's is. After `stop` the session ends once the
+alerts worker says it has scanned every utterance the VAD cut: by then every transcript and alert is
+in the stream before that marker. All frames to the client go through one bounded queue and one
+sender task (`outbox.py`). Every frame first passes
 the connection's limits (`flow.py`: text frames rate-limited, audio paced); audio is written at its
 byte offset and acknowledged (`acks.py`), so a resumed client resends what was not acknowledged.
 """
