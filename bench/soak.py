@@ -7,10 +7,14 @@ One long lecture (tests/data/lecture1 and lecture2 back to back until --minutes 
 at --speed x real time while --others ordinary sessions beside it stream the dev lectures at 1x, one
 after another, until the long one ends. Every 10 s the script samples the resident memory of every
 process of its stack (gateway, vad, transcriber, alerts, launcher, the embedded server), the server's
-used memory and key count, and the length of the work streams. It prints, per 10 minutes of the long
-lecture's audio: RSS of each process, Redis memory and keys, the long lecture's final latency p50/p95
-and WER over that stretch; then the growth from the first 10 minutes to the last, and the work
-streams' lengths a few seconds after the load stopped (they should hold only unacknowledged entries).
+used memory, resident size and key count, the length of the work streams and the machine's load
+average; at each 10 minutes of audio also the server's memory by key prefix (bench/redis_figures.py).
+It prints, per 10 minutes of the long lecture's audio: RSS of each process, Redis used and resident
+memory and keys, load, the long lecture's final latency p50/p95 and WER over that stretch; then the
+growth of each process from minute 10 to the end (short-lived children, the recordings' encoders,
+apart), the final p95 of the last whole 10 minutes against the first, Redis's memory by key prefix at
+minute 10 and after the load, and whether the work streams hold only unacknowledged entries once
+the load stops (checked each second for up to 30 s; how long it took).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +33,15 @@ import redis.asyncio as aioredis
 
 from bench.common import Lecture, Span, fmt, load_lecture, percentile, word_errors
 from bench.load import Stack, process_name, status_mb
+from bench.redis_figures import format_prefixes, memory_by_prefix, settled, stream_states
 from bench.session import stream_session
 from bench.stream import split_transcripts
 from shared import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW_S = 600.0
+SETTLE_WITHIN_S = 30.0
+TRANSIENT = ("recording",)  # short-lived children (the VAD's encoder of a finished recording)
 
 
 def long_lecture(parts: list[Lecture], minutes: float) -> Lecture:
@@ -55,6 +63,9 @@ class Sample:
     redis_mb: float
     keys: int
     streams: dict[str, int]
+    redis_rss_mb: float = 0.0
+    load1: float = 0.0
+    prefixes: dict[str, tuple[int, float]] | None = None  # Redis memory by key prefix (keys, MB)
 
 
 @dataclass
@@ -75,7 +86,15 @@ async def sample(stack: Stack, r: aioredis.Redis, audio_s: float) -> Sample:
         by_name[name] = by_name.get(name, 0.0) + status_mb(pid, "VmRSS")
     info = await r.info("memory")
     lengths = {s: int(await r.xlen(s)) for s in keys.WORK_STREAMS}
-    return Sample(audio_s, by_name, info["used_memory"] / 2**20, int(await r.dbsize()), lengths)
+    return Sample(
+        audio_s,
+        by_name,
+        info["used_memory"] / 2**20,
+        int(await r.dbsize()),
+        lengths,
+        info["used_memory_rss"] / 2**20,
+        os.getloadavg()[0],
+    )
 
 
 async def sampler(
@@ -83,6 +102,8 @@ async def sampler(
 ):
     while not stop.is_set():
         out.append(await sample(stack, r, (time.monotonic() - t0) * speed))
+        if len(out) == 1 or out[-1].audio_s // WINDOW_S > out[-2].audio_s // WINDOW_S:
+            out[-1].prefixes = await memory_by_prefix(r)
         try:
             await asyncio.wait_for(stop.wait(), 10)
         except TimeoutError:
@@ -129,13 +150,17 @@ def print_table(ws: list[Window], names: list[str]) -> None:
     head = (
         f"{'min':>5} "
         + "".join(f"{n[:11]:>12}" for n in names)
-        + f"{'redis MB':>10}{'keys':>7}{'p50':>7}{'p95':>7}{'WER':>8}"
+        + f"{'used MB':>9}{'rss MB':>8}{'keys':>6}{'load':>6}{'p50':>7}{'p95':>7}{'WER':>8}"
     )
-    print(head + "   (RSS in MB per process)")
+    print(head + "   (RSS in MB per process; used/rss: the Redis server's)")
     for w in ws:
         s = w.sample
         rss = "".join(f"{(s.rss_mb.get(n, 0.0) if s else 0):>12.0f}" for n in names)
-        mem = f"{s.redis_mb:>10.1f}{s.keys:>7}" if s else f"{'-':>10}{'-':>7}"
+        mem = (
+            f"{s.redis_mb:>9.1f}{s.redis_rss_mb:>8.1f}{s.keys:>6}{s.load1:>6.1f}"
+            if s
+            else f"{'-':>9}{'-':>8}{'-':>6}{'-':>6}"
+        )
         print(
             f"{w.minute:>3}-{w.minute + 10:<2}{rss}{mem}{fmt(w.p50, '.2f'):>7}{fmt(w.p95, '.2f'):>7}{fmt(w.wer, '.1%'):>8}"
         )
@@ -156,15 +181,15 @@ async def main_async(args: argparse.Namespace) -> dict:
         stop.set()
         await asyncio.gather(*tasks)
         wall = time.monotonic() - t0
-        settle_s = 5.0
-        await asyncio.sleep(settle_s)  # the quiet after the load: what the work streams still hold
+        quiet = time.monotonic()  # the load stopped: the work streams should settle within seconds
+        while True:
+            states = await stream_states(r)
+            settle_s = time.monotonic() - quiet
+            if settled(states) or settle_s > SETTLE_WITHIN_S:
+                break
+            await asyncio.sleep(1.0)  # polling the server, not synchronising
         after = await sample(stack, r, lecture.duration)
-        pending = {}
-        for s in keys.WORK_STREAMS:
-            try:
-                pending[s] = sum(int(g["pending"]) for g in await r.xinfo_groups(s))
-            except aioredis.ResponseError:
-                pending[s] = 0
+        after.prefixes = await memory_by_prefix(r)
         await r.aclose()
     ws = windows(run.messages, lecture, args.speed, samples)
     names = sorted({n for s in samples for n in s.rss_mb if n != "other"})
@@ -173,25 +198,66 @@ async def main_async(args: argparse.Namespace) -> dict:
         f"({len(done)} run, {sum(done)} completed); long lecture completed: {run.completed}; wall {wall:.0f} s"
     )
     print_table(ws, names)
-    first, last = ws[1].sample if len(ws) > 1 else None, ws[-1].sample
-    if first and last:
-        growth = {n: last.rss_mb.get(n, 0) - first.rss_mb.get(n, 0) for n in names}
-        growth["redis used_memory"] = last.redis_mb - first.redis_mb
-        print(
-            "growth from minute 10 to the end (MB): " + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
-        )
-    if ws[0].p95 and ws[-1].p95:
-        print(f"final p95 last 10 min / first 10 min: {ws[-1].p95 / ws[0].p95:.2f}")
-    print(
-        f"{settle_s:g} s after the load: work streams {after.streams}, pending {pending}, keys {after.keys}"
-    )
-    result = {
+    report(ws, samples, names, after, states, settle_s, lecture.duration)
+    return {
         "windows": [w.__dict__ | {"sample": w.sample.__dict__ if w.sample else None} for w in ws],
+        "samples": [s.__dict__ for s in samples],
         "after": after.__dict__,
-        "pending": pending,
+        "streams_after": {k: v.__dict__ for k, v in states.items()},
+        "settled_after_s": settle_s if settled(states) else None,
         "completed": run.completed,
     }
-    return result
+
+
+def report(
+    ws: list[Window],
+    samples: list[Sample],
+    names: list[str],
+    after: Sample,
+    states: dict,
+    settle_s: float,
+    duration_s: float,
+) -> None:
+    """Growth from minute 10 to the end, p95 last whole 10 minutes / first, Redis by prefix, streams."""
+    at10 = next((s for s in samples if s.audio_s >= WINDOW_S), None)
+    last = samples[-1] if samples else None
+    if at10 and last and last is not at10:
+        steady = [n for n in names if not any(t in n for t in TRANSIENT)]
+        growth = {n: last.rss_mb.get(n, 0) - at10.rss_mb.get(n, 0) for n in steady}
+        growth["redis used_memory"] = last.redis_mb - at10.redis_mb
+        growth["redis rss (server)"] = last.redis_rss_mb - at10.redis_rss_mb
+        worst = max(growth.values())
+        print(
+            f"growth from minute {at10.audio_s / 60:.0f} to {last.audio_s / 60:.0f} (MB): "
+            + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
+            + f"; largest {worst:+.1f} ({'within' if worst <= 50 else 'OVER'} the 50 MB bound)"
+        )
+        peaks = {n: max(s.rss_mb.get(n, 0) for s in samples) for n in names if n not in steady}
+        if peaks:
+            print(
+                "short-lived children, peak RSS (MB): " + ", ".join(f"{n} {v:.0f}" for n, v in peaks.items())
+            )
+    whole = [w for w in ws if w.p95 is not None and (w.minute + 10) * 60 <= duration_s + 1]
+    if len(whole) >= 2 and whole[0].p95:
+        ratio = whole[-1].p95 / whole[0].p95
+        print(
+            f"final p95 of minute {whole[-1].minute}-{whole[-1].minute + 10} / minute {whole[0].minute}-"
+            f"{whole[0].minute + 10}: {whole[-1].p95:.2f} / {whole[0].p95:.2f} s = {ratio:.2f}"
+            f" ({'within' if ratio <= 1.2 else 'OVER'} 1.20)"
+        )
+    if at10 and at10.prefixes:
+        print(f"redis by key prefix at minute {at10.audio_s / 60:.0f}: {format_prefixes(at10.prefixes)}")
+    if after.prefixes is not None:
+        print(f"redis by key prefix after the load: {format_prefixes(after.prefixes)}")
+    streams = ", ".join(f"{k} {v.held} held/{v.unacked} unacknowledged" for k, v in states.items())
+    verdict = (
+        f"only unacknowledged entries {settle_s:.0f} s after the load stopped"
+        if settled(states)
+        else f"NOT settled within {SETTLE_WITHIN_S:g} s"
+    )
+    print(
+        f"work streams: {streams}: {verdict}; keys {after.keys}, redis used {after.redis_mb:.1f} MB, rss {after.redis_rss_mb:.1f} MB"
+    )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

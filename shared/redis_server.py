@@ -19,6 +19,8 @@ from pathlib import Path
 
 import redis
 
+from shared.malloc import server_env
+
 log = logging.getLogger("redis-server")
 MIN_MAJOR = 7  # XINFO GROUPS reports lag and entries-read from Redis 7 on
 
@@ -102,7 +104,8 @@ def start_redis(
         "--protected-mode",
         "yes",
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    # Its large entries (utterances' audio) go back to the system once trimmed (see shared.malloc).
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=server_env())
     client = redis.Redis(port=port, socket_connect_timeout=1)
     deadline = time.monotonic() + 20
     while True:

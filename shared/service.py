@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from shared import keys
 from shared.logs import setup_logging
+from shared.malloc import MMAP_THRESHOLD, return_freed_memory
 from shared.metrics import start_ops_server
 from shared.settings import CommonSettings
 from shared.streams import REDIS_DOWN, connect, wait_for_redis
@@ -26,6 +27,8 @@ _last_beat: dict[str, float] = {}  # heartbeat key -> when it was last written
 def run(service: str, level: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run `main(stop)` until it returns; SIGTERM and SIGINT set `stop` for a graceful exit."""
     setup_logging(service, level)
+    if return_freed_memory():
+        log.info("malloc mmap threshold fixed at %d bytes", MMAP_THRESHOLD)
 
     async def runner() -> None:
         stop = asyncio.Event()
