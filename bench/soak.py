@@ -41,6 +41,7 @@ from shared import keys
 ROOT = Path(__file__).resolve().parent.parent
 WINDOW_S = 600.0
 SETTLE_WITHIN_S = 30.0
+REDIS_USED = "redis used_memory"
 TRANSIENT = ("recording",)  # short-lived children (the VAD's encoder of a finished recording)
 
 
@@ -65,7 +66,8 @@ class Sample:
     streams: dict[str, int]
     redis_rss_mb: float = 0.0
     load1: float = 0.0
-    prefixes: dict[str, tuple[int, float]] | None = None  # Redis memory by key prefix (keys, MB)
+    prefixes: dict[str, tuple[int, float, int]] | None = None  # Redis by key prefix (keys, MB, no TTL)
+    pss_mb: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -76,14 +78,28 @@ class Window:
     p95: float | None
     wer: float | None
     finals: int
-    rows: dict = field(default_factory=dict)
+    median_mb: dict[str, float] = field(default_factory=dict)  # median PSS over the window's samples
+
+
+def pss_mb(pid: int) -> float:
+    """Proportional set size (MiB): shared pages divided among the processes sharing them, so that
+    summed over a service's processes (PostgreSQL's backends and its shared buffers) memory counts once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 async def sample(stack: Stack, r: aioredis.Redis, audio_s: float) -> Sample:
     by_name: dict[str, float] = {}
+    pss: dict[str, float] = {}
     for pid in stack.pids():
         name = process_name(pid)
         by_name[name] = by_name.get(name, 0.0) + status_mb(pid, "VmRSS")
+        pss[name] = pss.get(name, 0.0) + pss_mb(pid)
     info = await r.info("memory")
     lengths = {s: int(await r.xlen(s)) for s in keys.WORK_STREAMS}
     return Sample(
@@ -94,6 +110,7 @@ async def sample(stack: Stack, r: aioredis.Redis, audio_s: float) -> Sample:
         lengths,
         info["used_memory_rss"] / 2**20,
         os.getloadavg()[0],
+        pss_mb=pss,
     )
 
 
@@ -141,6 +158,11 @@ def windows(
                 percentile(lat, 95),
                 wer,
                 len(mine),
+                {
+                    n: float(np.median([x.pss_mb.get(n, 0.0) for x in in_window]))
+                    for n in {n for x in in_window for n in x.pss_mb}
+                }
+                | ({REDIS_USED: float(np.median([x.redis_mb for x in in_window]))} if in_window else {}),
             )
         )
     return out
@@ -152,10 +174,12 @@ def print_table(ws: list[Window], names: list[str]) -> None:
         + "".join(f"{n[:11]:>12}" for n in names)
         + f"{'used MB':>9}{'rss MB':>8}{'keys':>6}{'load':>6}{'p50':>7}{'p95':>7}{'WER':>8}"
     )
-    print(head + "   (RSS in MB per process; used/rss: the Redis server's)")
+    print(
+        head + "   (per process: median PSS in MB over the window; used/rss: the Redis server's, at its end)"
+    )
     for w in ws:
         s = w.sample
-        rss = "".join(f"{(s.rss_mb.get(n, 0.0) if s else 0):>12.0f}" for n in names)
+        rss = "".join(f"{w.median_mb.get(n, 0.0):>12.0f}" for n in names)
         mem = (
             f"{s.redis_mb:>9.1f}{s.redis_rss_mb:>8.1f}{s.keys:>6}{s.load1:>6.1f}"
             if s
@@ -218,27 +242,36 @@ def report(
     settle_s: float,
     duration_s: float,
 ) -> None:
-    """Growth from minute 10 to the end, p95 last whole 10 minutes / first, Redis by prefix, streams."""
+    """Growth from minute 10-20 to the last whole 10 minutes (medians of PSS: a transcriber's memory
+    rises and falls with each batch now that freed buffers go back), RSS from the sample at minute 10
+    to the last, p95 of the last whole 10 minutes / the first, Redis by prefix, the work streams."""
+    steady = [n for n in names if not any(t in n for t in TRANSIENT)]
+    whole = [w for w in ws if (w.minute + 10) * 60 <= duration_s + 1]
+    if len(whole) >= 2:
+        first, end = whole[1], whole[-1]  # minute 10-20 and the last whole 10 minutes
+        growth = {n: end.median_mb.get(n, 0) - first.median_mb.get(n, 0) for n in [*steady, REDIS_USED]}
+        worst = max(growth.values())
+        print(
+            f"growth, median PSS of minute {first.minute}-{first.minute + 10} to minute {end.minute}-"
+            f"{end.minute + 10} (MB): "
+            + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
+            + f"; largest {worst:+.1f} ({'within' if worst <= 50 else 'OVER'} the 50 MB bound)"
+        )
     at10 = next((s for s in samples if s.audio_s >= WINDOW_S), None)
     last = samples[-1] if samples else None
     if at10 and last and last is not at10:
-        steady = [n for n in names if not any(t in n for t in TRANSIENT)]
-        growth = {n: last.rss_mb.get(n, 0) - at10.rss_mb.get(n, 0) for n in steady}
-        growth["redis used_memory"] = last.redis_mb - at10.redis_mb
-        growth["redis rss (server)"] = last.redis_rss_mb - at10.redis_rss_mb
-        worst = max(growth.values())
+        rss = {n: last.rss_mb.get(n, 0) - at10.rss_mb.get(n, 0) for n in steady}
+        rss["redis rss (server)"] = last.redis_rss_mb - at10.redis_rss_mb
         print(
-            f"growth from minute {at10.audio_s / 60:.0f} to {last.audio_s / 60:.0f} (MB): "
-            + ", ".join(f"{k} {v:+.1f}" for k, v in growth.items())
-            + f"; largest {worst:+.1f} ({'within' if worst <= 50 else 'OVER'} the 50 MB bound)"
+            f"RSS from minute {at10.audio_s / 60:.0f} to {last.audio_s / 60:.0f}, single samples (MB): "
+            + ", ".join(f"{k} {v:+.1f}" for k, v in rss.items())
         )
         peaks = {n: max(s.rss_mb.get(n, 0) for s in samples) for n in names if n not in steady}
         if peaks:
             print(
                 "short-lived children, peak RSS (MB): " + ", ".join(f"{n} {v:.0f}" for n, v in peaks.items())
             )
-    whole = [w for w in ws if w.p95 is not None and (w.minute + 10) * 60 <= duration_s + 1]
-    if len(whole) >= 2 and whole[0].p95:
+    if len(whole) >= 2 and whole[0].p95 and whole[-1].p95:
         ratio = whole[-1].p95 / whole[0].p95
         print(
             f"final p95 of minute {whole[-1].minute}-{whole[-1].minute + 10} / minute {whole[0].minute}-"
