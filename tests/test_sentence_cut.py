@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from services.vad.segmenter import Segmenter, SegmenterConfig
-from services.vad.sentences import apply_cut
+from services.vad.sentences import apply_cut, pause_partial
 from services.vad.silero import WINDOW
 from shared.messages import SentenceCut, StopMessage
 
@@ -92,7 +92,7 @@ class State:
     """What `apply_cut` reads of the worker's SessionState."""
 
     def __init__(self, segmenter: Segmenter, extra: int = 0) -> None:
-        self.sid, self.segmenter, self.extra = "s1", segmenter, extra
+        self.sid, self.segmenter, self.extra, self.partial_end = "s1", segmenter, extra, 0
 
     def index(self, utt_index: int) -> int:
         return utt_index + self.extra
@@ -113,3 +113,18 @@ def test_segment_numbers_count_the_voice_locks_extra_pieces() -> None:
     state = State(fed(speech(8.0, quiet=[(3.5, 3.6)])), extra=2)
     assert apply_cut(state, SentenceCut(sid="s1", segment=0, rev=1, at=4.5)) == []  # type: ignore[arg-type]
     assert len(apply_cut(state, SentenceCut(sid="s1", segment=2, rev=1, at=4.5))) == 1  # type: ignore[arg-type]
+
+
+def test_a_partial_comes_early_only_after_a_pause_since_the_last_one() -> None:
+    seg = fed(speech(4.0, quiet=[]))  # 1 s of lead-in silence, then 4 s judged speech throughout
+    state = State(seg)
+    state.partial_end = int(4.0 * SR)
+    grown = int(0.6 * SR)
+    assert not pause_partial(state, grown, on=True)  # type: ignore[arg-type]  # no pause since
+    dip = speech(0.6, quiet=[])[: 18 * WINDOW]
+    seg.push(dip, np.array([0.9] * 6 + [0.2] * 3 + [0.9] * 9))  # a 0.1 s pause, speech again
+    assert pause_partial(state, grown, on=True)  # type: ignore[arg-type]
+    assert not pause_partial(state, int(0.3 * SR), on=True)  # type: ignore[arg-type]  # too soon
+    assert not pause_partial(state, grown, on=False)  # type: ignore[arg-type]  # SENTENCE_FINALS=0
+    state.partial_end = seg.windows_done * WINDOW  # sent after the pause
+    assert not pause_partial(state, grown, on=True)  # type: ignore[arg-type]

@@ -4,8 +4,10 @@ ended (`SentenceCut`, see services/transcriber/sentences.py).
 The request comes in the session's `audio:{sid}` stream, after the audio of the partial it was found
 in, so the VAD handles it at the same point of the audio every time (also when another replica
 resumes the session from its checkpoint). It is for the open utterance only: one already closed (a
-pause or an earlier cut came first) or an unknown segment is ignored, and so is a time outside the
-open utterance's audio. The utterance is closed at the quietest 32 ms window within 0.2 s before to
+pause, a split or an earlier cut came first) or an unknown segment is ignored, and so is a time
+outside the open utterance's audio. The partial's `rev` is only logged: a segment's audio only grows
+from a fixed start, so the time found in any of its partials holds for it while it is open, and
+after a takeover the new owner numbers its partials anew. The utterance is closed at the quietest 32 ms window within 0.2 s before to
 0.35 s after the word's end (word alignment is good to about a tenth of a second; a run-on pause is
 ~0.1 s of low energy), not before 1 s into the utterance and not past the audio the VAD has run
 through; that audio is a final like any other, and what follows is the next segment, open, whose
@@ -17,7 +19,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from services.vad.segmenter import Segmenter, Utterance
+from services.vad.segmenter import Utterance
+from services.vad.silero import WINDOW
 from shared.messages import SAMPLE_RATE, Msg, SentenceCut
 
 if TYPE_CHECKING:
@@ -27,16 +30,24 @@ log = logging.getLogger(__name__)
 SEARCH_BEFORE_S = 0.2
 SEARCH_AFTER_S = 0.35
 MIN_UTTERANCE_S = 1.0
-PAUSE_PARTIAL_S = 0.3
+PAUSE_PARTIAL_S = 0.5
+PAUSE_LOOKBACK_S = 0.15
 
 
-def pause_partial(seg: Segmenter, grown: int, on: bool) -> bool:
-    """Whether to send a partial now, before the partial interval is up: a pause has just begun in
-    the open utterance (Silero under its lower threshold: also the ~0.1 s between run-on sentences)
-    and it grew by PAUSE_PARTIAL_S since the last partial. That partial holds the sentence's last
-    word whole, so the next one can agree on it up to a second sooner than the interval's own
-    partials would. Also sent at the start of a pause that ends the utterance (one partial more)."""
-    return on and seg.silence_since is not None and grown >= PAUSE_PARTIAL_S * SAMPLE_RATE
+def pause_partial(state: SessionState, grown: int, on: bool) -> bool:
+    """Whether to send a partial now, before the partial interval is up: the open utterance grew by
+    PAUSE_PARTIAL_S since the last partial and that stretch (from PAUSE_LOOKBACK_S before it) holds
+    a pause (a window under Silero's lower threshold: also the ~0.1 s between run-on sentences).
+    So a pause gets a partial as it begins, holding the sentence's last word whole, and another
+    PAUSE_PARTIAL_S later, holding the next sentence's first word: the two can agree on the
+    sentence's end a second sooner than the interval's own partials would. Pauses inside sentences
+    cost a partial or two more each; a pause that ends the utterance, one."""
+    seg = state.segmenter
+    if not on or grown < PAUSE_PARTIAL_S * SAMPLE_RATE or not seg.probs:
+        return False
+    first_window = seg.windows_done - len(seg.probs)
+    since = max(0, (state.partial_end - round(PAUSE_LOOKBACK_S * SAMPLE_RATE)) // WINDOW - first_window)
+    return min(seg.probs[since:], default=1.0) < seg.cfg.neg_threshold
 
 
 def apply_cut(state: SessionState, msg: Msg | None) -> list[Utterance]:

@@ -275,7 +275,7 @@ class VadWorker(StreamWorker[VadSettings]):
         grown = end - max(state.partial_end, start)
         if (
             grown < self.settings.partial_interval_s * SAMPLE_RATE
-            and not sentences.pause_partial(state.segmenter, grown, self.settings.sentence_finals)
+            and not sentences.pause_partial(state, grown, self.settings.sentence_finals)
         ) or len(audio) < self.settings.partial_min_speech_s * SAMPLE_RATE:
             return
         if state.lock is not None and not state.lock.partial_ok(start, audio):
