@@ -7,7 +7,7 @@ its finals are decoded in order by the service's LocalBackend and guards, once p
 value: 0 decodes each utterance alone (as before), S decodes it after up to S seconds of the
 lecture's earlier utterances with their finals' text forced as the prefix, exactly as the
 transcriber does it (services/transcriber/context.py). Printed per value: WER pooled over the files
-and per file, decode time per final (p50/p95) and CPU seconds per second of speech decoded. All
+and per file, announcements alerted (the alerts service's Detector on the finals, in order), decode time per final (p50/p95) and CPU seconds per second of speech decoded. All
 values run in one process on the same utterances, so their ratios compare on a noisy machine.
 """
 
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import fmt, load_lecture, percentile, pooled_wer, word_errors
+from bench.common import ReceivedAlert, fmt, load_lecture, match_alerts, percentile, pooled_wer, word_errors
 from bench.finals import cut
+from services.alerts.detector import Detector
 from services.transcriber import context
 from services.transcriber.backends import LocalBackend
 from services.transcriber.guards import drop_doubled, keep_pieces
@@ -71,24 +72,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="base", help="WHISPER_MODEL (default base)")
     ap.add_argument("--seconds", default="0,20", help="comma-separated FINAL_CONTEXT_S values")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--beam", type=int, default=None, help="WHISPER_BEAM_SIZE (default: the service's)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    s = TranscriberSettings(whisper_model=args.model, whisper_cpu_threads=args.threads)
+    extra = {"whisper_beam_size": args.beam} if args.beam else {}
+    s = TranscriberSettings(whisper_model=args.model, whisper_cpu_threads=args.threads, **extra)
     backend = LocalBackend(s)
     lectures = [load_lecture(str(p)) for p in args.prefixes]
     cuts = {lec.name: cut(lec) for lec in lectures}
     speech_s = sum(len(u.audio) for us in cuts.values() for u in us) / SAMPLE_RATE
     rows = []
-    print(f"{'context s':>10}{'WER':>8}{'p50 s':>8}{'p95 s':>8}{'CPU/speech s':>14}  per file")
+    print(f"{'context s':>10}{'WER':>8}{'alerts':>8}{'p50 s':>8}{'p95 s':>8}{'CPU/speech s':>14}  per file")
     for seconds in (float(x) for x in args.seconds.split(",")):
-        cpu0, wers, took = time.process_time(), {}, []
+        cpu0, wers, took, found, expected = time.process_time(), {}, [], 0, 0
         for lec in lectures:
             texts, t = decode_lecture(backend, s, cuts[lec.name], seconds)
             wers[lec.name] = word_errors(lec.speech_text, " ".join(x for x in texts if x))
             took += t
+            detector, received = Detector(), []
+            for seg, (u, text) in enumerate(zip(cuts[lec.name], texts, strict=True)):
+                for a in detector.feed(seg, u.start / SAMPLE_RATE, text):
+                    received.append(ReceivedAlert(a.category, a.start, a.text, seg))
+            received += [ReceivedAlert(a.category, a.start, a.text, a.segment) for a in detector.flush()]
+            score = match_alerts(lec.alerts, received)
+            found, expected = found + len(score.found), expected + len(lec.alerts)
+            for e in score.missed:
+                print(f"  context {seconds:g}: {lec.name} missed {e.category} {e.text!r}", flush=True)
         row = {
             "context_s": seconds,
             "wer": pooled_wer(wers.values()),
+            "alerts": f"{found}/{expected}",
             "p50": percentile(took, 50),
             "p95": percentile(took, 95),
             "cpu_per_speech_s": (time.process_time() - cpu0) / speech_s,
@@ -97,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         per = " ".join(f"{k}={fmt(v, '.3f')}" for k, v in row["per_file"].items())
         print(
-            f"{seconds:>10g}{fmt(row['wer'], '.4f'):>8}{fmt(row['p50']):>8}{fmt(row['p95']):>8}"
+            f"{seconds:>10g}{fmt(row['wer'], '.4f'):>8}{row['alerts']:>8}{fmt(row['p50']):>8}{fmt(row['p95']):>8}"
             f"{fmt(row['cpu_per_speech_s']):>14}  {per}",
             flush=True,
         )

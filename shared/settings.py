@@ -164,8 +164,8 @@ class TranscriberSettings(CommonSettings):
     # sentence of at least SENTENCE_MIN_WORDS words, the VAD is asked to close the utterance there.
     sentence_min_words: int = 4
     # Two-pass: partials of English speech from this (smaller) model, finals from WHISPER_MODEL
-    # ("": the same model). README "Two-pass partials".
-    partial_model: str = ""
+    # ("" or the same model: one model for both). README "Two-pass partials".
+    partial_model: str = "tiny.en"
     # Finals: decoded after up to this many seconds of the session's preceding speech, its text forced
     # as the prefix (services/transcriber/context.py; 0: each utterance alone). README "Finals in context".
     final_context_s: float = 20.0

@@ -88,6 +88,7 @@ def test_two_pass_partials_come_from_the_small_model_for_english_only() -> None:
     english = Request(np.zeros(SAMPLE_RATE, np.float32), "en", "", partial=True)
     assert two._partial_model(english) is two.partial_model
     assert two._partial_model(Request(english.audio, "es", "", partial=True)) is two.model
+    assert two._partial_model(Request(english.audio, None, "", partial=True)) is two.model  # auto, undecided
     assert two._partial_model(Request(english.audio, "es", "", partial=True, task="translate")) is two.model
     lecture1 = load_lecture(Path(__file__).parent / "data" / "lecture1")
     first = next(s for s in lecture1.spans if s.kind == "speech")

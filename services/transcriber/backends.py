@@ -303,7 +303,7 @@ class LocalBackend:
     def _partial_model(self, req: Request) -> Any:
         """The partial model for English transcription (what an English-only model can do), else the
         model of the finals."""
-        english = req.language in (None, "en") and req.task == "transcribe"
+        english = req.language == "en" and req.task == "transcribe"  # None: not known yet (auto)
         return self.partial_model if self.partial_model is not None and english else self.model
 
     def _tokenizer(self, language: str | None, task: str = "transcribe", model: Any = None) -> Any:

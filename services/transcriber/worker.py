@@ -194,7 +194,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         lecture = self.settings.lecture_prompt if english else ""
         prompt = build_prompt(lecture, job.config.prompt, job.config.keywords, recent)
         heard, said = None, ""
-        if job.final and self.settings.final_context_s > 0:
+        if job.final and self.in_context(job):
             seconds = context.budget_s(self.settings.final_context_s, len(audio) / SAMPLE_RATE)
             heard, said = await context.load(self.r, job.sid, job.segment, seconds)
         return Request(
@@ -208,6 +208,11 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
             context=heard,
             context_text=said,
         )
+
+    def in_context(self, job: SegmentJob) -> bool:
+        """Finals in context for transcription only: the new words are found by aligning the text to
+        the audio, and a translation's words are not the audio's."""
+        return self.settings.final_context_s > 0 and job.config.task == "transcribe"
 
     async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
         done = self.decoded.pop((job.sid, job.segment), None) if job.final else None
@@ -247,7 +252,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
             stage(pipe, self.settings.events_key(job.sid), event, self.settings.stream_maxlen)
             stage(pipe, self.settings.transcripts_stream, record, self.settings.stream_maxlen)
             pipe.hdel(keys.agreement(job.sid), str(job.segment))
-            if self.settings.final_context_s > 0 and job.speaker != "other":
+            if self.in_context(job) and job.speaker != "other":
                 context.save(pipe, job.sid, job.segment, job.pcm, text)
             if text and self.settings.prompt_context_chars:
                 pipe.append(keys.context(job.sid), " " + text)
