@@ -94,6 +94,8 @@ class SentenceCuts:
         self.cfg, self.r, self.backend = settings, r, backend
         model = getattr(backend, "model", None)
         self.model = model if hasattr(model, "find_alignment") else None
+        small = getattr(backend, "partial_model", None)  # two-pass: English partials' own model, cheaper
+        self.small = small if self.model is not None and hasattr(small, "find_alignment") else None
         self.lock = getattr(backend, "_lock", None) or contextlib.nullcontext()
 
     def wanted(self, job: SegmentJob) -> bool:
@@ -114,8 +116,9 @@ class SentenceCuts:
             language = await session_language(  # the partial's, known by now: no detection here
                 self.r, self.backend, job, audio, self.cfg.events_key(job.sid), self.cfg.stream_maxlen
             )
+            model = self.small if self.small is not None and language == "en" else self.model
             async with self.lock:
-                end = await asyncio.to_thread(align_end, self.model, language, audio, words, n)
+                end = await asyncio.to_thread(align_end, model, language, audio, words, n)
         except Exception:  # an alignment that fails costs the early final, never the partial
             log.exception("sid=%s seg=%d sentence alignment failed", job.sid, job.segment)
             end = None
