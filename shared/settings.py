@@ -167,8 +167,9 @@ class TranscriberSettings(CommonSettings):
     # ("" or the same model: one model for both). README "Two-pass partials".
     partial_model: str = "tiny.en"
     # Finals: decoded after up to this many seconds of the session's preceding speech, its text forced
-    # as the prefix (services/transcriber/context.py; 0: each utterance alone). README "Finals in context".
-    final_context_s: float = 20.0
+    # as the prefix (services/transcriber/context.py; 0: each utterance alone, the default: context
+    # costs 3-4x the CPU and latency of a final and lost announcements). README "Finals in context".
+    final_context_s: float = 0.0
     # Finals: the encoder sees the utterance plus this much padding instead of a whole 30 s window
     # (0: the whole window). Shorter is cheaper; see bench/finals.py for what it does to accuracy.
     final_window_tail_s: float = 5.0

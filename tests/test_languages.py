@@ -1,7 +1,7 @@
 """Languages and live translation through the whole stack with the bundled multilingual model (base).
 
 The Spanish dev lecture (tests/data/lecture_es, espeak-ng, two announcements) is streamed to a stack
-started with WHISPER_MODEL=base and the product's FINAL_CONTEXT_S (finals in context): as Spanish, with `auto`, and with `task: "translate"`, whose English
+started with WHISPER_MODEL=base and FINAL_CONTEXT_S=20 (finals in context): as Spanish, with `auto`, and with `task: "translate"`, whose English
 text must raise both announcements' alerts with their dates. The English-only default (tiny.en) must
 refuse Spanish with `language_unsupported`, never transcribe it as English.
 """
@@ -16,7 +16,6 @@ from collections.abc import Iterator
 import pytest
 
 from shared.redis_server import start_redis
-from shared.settings import TranscriberSettings
 from testkit.truth import load_lecture as load_truth
 from testkit.wer import word_errors
 from tests.browser_util import missing_browser, open_page
@@ -35,8 +34,7 @@ def base_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     log = tmp_path_factory.mktemp("base-stack") / "services.log"
     try:
-        default_context = str(TranscriberSettings.model_fields["final_context_s"].default)
-        with running_stack(redis_url, log, WHISPER_MODEL="base", FINAL_CONTEXT_S=default_context) as s:
+        with running_stack(redis_url, log, WHISPER_MODEL="base", FINAL_CONTEXT_S="20") as s:
             yield s
     finally:
         redis_proc.terminate()

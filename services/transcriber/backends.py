@@ -39,7 +39,6 @@ PROMPT_MAX_TOKENS = 224  # Whisper's previous-text budget (half its 448-token co
 # grows with its input).
 CONTEXT_TAIL_S = 1.0
 CONTEXT_SLACK_S = 0.05  # a word whose middle is this close before the new audio's start is its own
-CONTEXT_TOKENS_PER_S = 8  # speech is 2-4 words (3-6 tokens) a second
 
 
 class Backend(Protocol):
@@ -155,9 +154,6 @@ class LocalBackend:
         options["initial_prompt"] = (
             " ".join(x for x in (req.hotwords.strip(), req.prompt.strip()) if x) or None
         )
-        # Without timestamps nothing ends a loop ("A. A. A. ...") but the token limit: the new text gets
-        # a generous budget for its length, not the whole context's.
-        options["max_new_tokens"] = int(CONTEXT_TOKENS_PER_S * len(req.audio) / SAMPLE_RATE) + 16
         self.model.window_frames = encoder_frames(len(audio), CONTEXT_TAIL_S)
         segments, _ = self.model.transcribe(audio, **options)
         # Without timestamps the first segment is the whole window: what follows it is faster-whisper
