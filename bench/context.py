@@ -40,18 +40,7 @@ def decode_lecture(backend: LocalBackend, s: TranscriberSettings, utterances: li
     texts, took = [], []
     for u in utterances:
         audio = u.audio.astype(np.float32) / 32768.0
-        ctx, said = None, ""
-        budget = context.budget_s(seconds, len(audio) / SAMPLE_RATE)
-        total, pick = 0.0, []
-        for a, t in reversed(heard):
-            total += len(a) / SAMPLE_RATE + context.GAP_S
-            if total > budget:
-                break
-            pick.insert(0, (a, t))
-        if pick:
-            gap = np.zeros(int(context.GAP_S * SAMPLE_RATE), np.float32)
-            ctx = np.concatenate([x for a, _ in pick for x in (a, gap)])
-            said = " ".join(t for _, t in pick)
+        ctx, said = context.assemble(heard, context.budget_s(seconds, len(audio) / SAMPLE_RATE))
         req = Request(audio, "en", prompt, s.hotwords, context=ctx, context_text=said)
         t0 = time.perf_counter()
         result = asyncio.run(backend.transcribe(req))

@@ -37,23 +37,29 @@ async def load(r: aioredis.Redis, sid: str, segment: int, seconds: float) -> tup
         seg, _, kind = field.decode().partition(":")
         if seg.isdigit() and int(seg) < segment:
             earlier.setdefault(int(seg), {})[kind] = value
-    gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
-    audio: list[np.ndarray] = []
-    texts: list[str] = []
-    total = 0.0
-    for seg in sorted(earlier, reverse=True):
+    heard = []
+    for seg in sorted(earlier):
         entry = earlier[seg]
-        if "pcm" not in entry or not entry.get("text", b"").strip():
-            continue
-        pcm = np.frombuffer(entry["pcm"], np.int16).astype(np.float32) / 32768.0
+        if "pcm" in entry and entry.get("text", b"").strip():
+            pcm = np.frombuffer(entry["pcm"], np.int16).astype(np.float32) / 32768.0
+            heard.append((pcm, entry["text"].decode().strip()))
+    return assemble(heard, seconds)
+
+
+def assemble(heard: list[tuple[np.ndarray, str]], seconds: float) -> tuple[np.ndarray | None, str]:
+    """From earlier utterances (float32 audio, text; oldest first), the most recent ones up to
+    `seconds` in all, each followed by a gap, and their text; (None, "") when none fits."""
+    picked: list[tuple[np.ndarray, str]] = []
+    total = 0.0
+    for pcm, text in reversed(heard):
         total += len(pcm) / SAMPLE_RATE + GAP_S
         if total > seconds:
             break
-        audio[:0] = [pcm, gap]
-        texts.insert(0, entry["text"].decode().strip())
-    if not audio:
+        picked.insert(0, (pcm, text))
+    if not picked:
         return None, ""
-    return np.concatenate(audio), " ".join(texts)
+    gap = np.zeros(int(GAP_S * SAMPLE_RATE), np.float32)
+    return np.concatenate([x for pcm, _ in picked for x in (pcm, gap)]), " ".join(t for _, t in picked)
 
 
 def save(pipe: aioredis.client.Pipeline, sid: str, segment: int, pcm: bytes, text: str) -> None:
