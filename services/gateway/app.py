@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from services.gateway.uploads import routes as upload_routes
 from shared import keys, metrics
 from shared.settings import GatewaySettings
 from shared.streams import REDIS_DOWN, connect
+from shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -38,10 +38,8 @@ REQUIRED = ("vad", "transcriber", "alerts")
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = connect(app[SETTINGS])
     yield
-    tasks = list(app[BACKGROUND])  # grace timers; the VAD's idle timeout covers those sessions
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)  # each has finished before Redis closes
+    # Grace timers; the VAD's idle timeout covers those sessions. Each has ended before Redis closes.
+    await cancel_and_wait(list(app[BACKGROUND]))
     await app[REDIS].aclose()
 
 

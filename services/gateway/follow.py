@@ -32,6 +32,7 @@ from shared.messages import (
     to_client_json,
 )
 from shared.streams import REDIS_DOWN
+from shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 QUEUE = 2000  # frames waiting for one follower
@@ -95,9 +96,7 @@ class Follower:
                 if frame.type == WSMsgType.ERROR:
                     break
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
 
     async def relay(self) -> None:
         await self.send(SessionEvent(session=self.sid))

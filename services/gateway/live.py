@@ -44,6 +44,7 @@ from shared.messages import (
 )
 from shared.settings import GatewaySettings
 from shared.streams import REDIS_DOWN
+from shared.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 SEND_QUEUE = 1000
@@ -103,9 +104,7 @@ class LiveSession:
         self.limits.release()
         with contextlib.suppress(*REDIS_DOWN):
             await self.stop_if_abandoned()
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await cancel_and_wait(self.tasks)
 
     async def stop_if_abandoned(self) -> None:
         """The client went away without stop: it may resume; if it does not, finish the session."""
