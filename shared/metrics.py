@@ -29,6 +29,11 @@ TRANSCRIBE_SECONDS = Histogram(
 BATCH_SIZE = Histogram(
     "classrec_transcribe_batch_size", "Finals decoded together in one batch", buckets=(2, 3, 4, 6, 8, 12, 16)
 )
+FINAL_CONTEXT = Counter(
+    "classrec_final_context_total",
+    "Finals with FINAL_CONTEXT_S on: decoded in context (used), or alone because finals waited (behind)",
+    ["outcome"],
+)
 DROPPED_PARTIALS = Counter("classrec_dropped_partials_total", "Partials skipped as stale")
 QUEUE_LAG = Gauge("classrec_queue_lag", "Entries not yet delivered to the group", ["stream", "group"])
 QUEUE_LAG_SUPPORTED = Gauge(

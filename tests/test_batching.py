@@ -71,3 +71,58 @@ async def test_queued_finals_are_decoded_as_one_batch(redis_url: str) -> None:
     # the undecodable entry is left pending for a retry (then the dead-letter stream), not lost
     assert (await r.xpending(s.segments_stream, keys.TRANSCRIBER_GROUP))["pending"] == 1
     assert len(await r.xrange(s.transcripts_stream)) == 3
+
+
+def in_context() -> tuple[float, float]:
+    def v(outcome: str) -> float:
+        return REGISTRY.get_sample_value("classrec_final_context_total", {"outcome": outcome}) or 0.0
+
+    return v("used"), v("behind")
+
+
+async def test_context_is_spent_only_while_no_other_final_waits(redis_url: str) -> None:
+    """FINAL_CONTEXT_S on: finals waiting together go in one batch without context; a final alone
+    gets the earlier utterances as context."""
+    s = TranscriberSettings(
+        redis_url=redis_url,
+        block_ms=50,
+        transcribe_batch=8,
+        final_context_s=20,
+        **{k: v.replace("batch", "ctx") for k, v in STREAMS.items()},
+    )
+    r = aioredis.Redis.from_url(redis_url)
+    clip = read_wav(CLIP)
+    n = len(clip) / 16000
+
+    def job(sid: str, segment: int) -> SegmentJob:
+        return SegmentJob(
+            sid=sid,
+            segment=segment,
+            start=segment * 10.0,
+            end=segment * 10.0 + n,
+            config=SessionConfig(),
+            pcm=clip.tobytes(),
+        )
+
+    worker = TranscriberWorker(s, r, LocalBackend(s))
+    start = in_context()
+    for first in (job("c1", 0), job("c2", 0)):  # the first finals: nothing earlier to give
+        await xadd(r, s.segments_stream, first, 1000)
+        await worker.run_once()
+    assert in_context() == start  # each alone, but with nothing earlier to give
+    before, batched = in_context(), batches()
+    for waiting in (job("c1", 1), job("c2", 1), job("c1", 2)):
+        await xadd(r, s.segments_stream, waiting, 1000)
+    await worker.run_once()
+    after = in_context()
+    assert after[0] == before[0] and after[1] == before[1] + 3  # behind: none in context
+    assert batches() == (batched[0] + 1, batched[1] + 3)  # and they went as one batch
+    await xadd(r, s.segments_stream, job("c2", 2), 1000)  # alone: with c2's two finals before it
+    await worker.run_once()
+    assert in_context() == (after[0] + 1, after[1])
+    finals = [
+        e for _, f in await r.xrange(s.events_key("c2")) if isinstance(e := from_fields(f), TranscriptEvent)
+    ]
+    texts = [e.text for e in finals if e.final and e.segment == 2]
+    assert len(texts) == 1 and word_errors(KNOWN_TEXT["LJ001-0009"], texts[0]).wer <= 0.15, texts
+    await r.aclose()

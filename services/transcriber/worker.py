@@ -102,6 +102,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         self.shed_until = 0.0  # monotonic time until which partials are shed (finals are behind)
         self.q: Queue | None = None  # this turn's view of the finals waiting (fair sharing)
         self.first = self.want = 1  # this turn: finals read at first, and wanted in all
+        self.context_now = True  # this turn's finals may be decoded in context (none other waits)
 
     async def before_reads(self) -> None:
         """This turn's share of the waiting finals (fair sharing), or a batch each."""
@@ -139,6 +140,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         """Several finals read at once: decode them in batches; `final` then finds its result."""
         self.decoded.clear()
         jobs = [m for m in msgs if isinstance(m, SegmentJob) and m.final]
+        self.context_now = self.keeping_up(len(jobs))
         if len(jobs) < 2 or self.settings.transcribe_batch < 2:
             return
         reqs = []
@@ -194,9 +196,13 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         lecture = self.settings.lecture_prompt if english else ""
         prompt = build_prompt(lecture, job.config.prompt, job.config.keywords, recent)
         heard, said = None, ""
-        if job.final and self.in_context(job):
+        if job.final and self.in_context(job) and not self.context_now:
+            metrics.FINAL_CONTEXT.labels("behind").inc()
+        elif job.final and self.in_context(job):
             seconds = context.budget_s(self.settings.final_context_s, len(audio) / SAMPLE_RATE)
             heard, said = await context.load(self.r, job.sid, job.segment, seconds)
+            if heard is not None:
+                metrics.FINAL_CONTEXT.labels("used").inc()
         return Request(
             audio,
             language,
@@ -208,6 +214,14 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
             context=heard,
             context_text=said,
         )
+
+    def keeping_up(self, finals: int) -> bool:
+        """Context costs 3-4x a final's CPU (README "Finals in context"): it is spent only while no
+        other final waits. Behind (several finals at once, finals waiting in the group, partials
+        shed) finals go without it, in batches, so that a backlog never builds on context."""
+        if finals > 1 or time.monotonic() < self.shed_until:
+            return False
+        return self.q is None or self.q.lag is None or self.q.lag <= 1
 
     def in_context(self, job: SegmentJob) -> bool:
         """Finals in context for transcription only: the new words are found by aligning the text to
