@@ -168,7 +168,8 @@ class TranscriberSettings(CommonSettings):
     partial_model: str = "tiny.en"
     # Finals: decoded after up to this many seconds of the session's preceding speech, its text forced
     # as the prefix (services/transcriber/context.py; 0: each utterance alone, the default: context
-    # costs 3-4x the CPU and latency of a final and lost announcements). README "Finals in context".
+    # costs 3-4x the CPU and latency of a final and lost announcements). Spent only while no other
+    # final waits; behind, finals are decoded alone, in batches. README "Finals in context".
     final_context_s: float = 0.0
     # Finals: the encoder sees the utterance plus this much padding instead of a whole 30 s window
     # (0: the whole window). Shorter is cheaper; see bench/finals.py for what it does to accuracy.
