@@ -148,7 +148,9 @@ async def test_capture_sends_the_clip_whole(site: str, lecture1: Lecture, tmp_pa
     assert info["path"] == path
     assert info["inputRate"] in (44100, 48000), info
     if path == "track":
-        assert info["stats"]["gaps"] == 0, info
+        # What the 2 s block could lose is whole seconds of the track's queue; Chromium's own capture
+        # thread, starved on a loaded machine, may skip a buffer (one 10 ms gap seen in CI).
+        assert info["stats"]["gapSeconds"] <= 0.05, info
     ac = audio_check(clip, sent)
     assert "windows" in ac, "the clip was not found in the captured audio"
     assert ac["unmatched"] == 0, ac
