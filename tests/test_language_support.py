@@ -4,6 +4,7 @@ the real gateway app in-process; transcribers stand for themselves by their hear
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,10 +12,26 @@ from services.gateway import languages
 from services.gateway.languages import Support
 from services.transcriber.models import WHISPER_LANGUAGES
 from shared import keys
+from shared.redis_server import start_redis
+from tests.util import free_port
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of this module's own: the session's stack beats on the shared one with its own
+    transcribers (tiny.en), which would take part in every answer here."""
+    port = free_port()
+    proc = start_redis(port, tmp_path_factory.mktemp("languages-redis"))
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(10)
 
 
 @pytest.fixture(autouse=True)
-def fresh(monkeypatch) -> None:
+async def fresh(monkeypatch, r) -> None:
+    """No heartbeat of an earlier test (one that failed before its cleanup) and no cached answer."""
+    async for key in r.scan_iter(match=keys.heartbeat("transcriber", "*")):
+        await r.delete(key)
     languages._cache.clear()
     monkeypatch.setenv("WHISPER_MODEL", "tiny.en")
     monkeypatch.delenv("TRANSCRIBE_BACKEND", raising=False)
@@ -32,9 +49,7 @@ def test_problem_names_the_model() -> None:
     assert Support(None, None, "unknown").problem("xx") is None  # nobody can tell: tried
 
 
-async def test_before_any_transcriber_the_configuration_says(client, r) -> None:
-    async for key in r.scan_iter(match=keys.heartbeat("transcriber", "*")):
-        await r.delete(key)
+async def test_before_any_transcriber_the_configuration_says(client) -> None:
     body = await (await client.get("/api/languages")).json()
     assert body == {
         "model": "tiny.en",
@@ -54,8 +69,6 @@ async def test_every_transcriber_must_support_a_language(client, r) -> None:
     languages._cache.clear()
     body = await (await client.get("/api/languages")).json()
     assert body["languages"] == ["en"] and body["model"] == "base, tiny.en"
-    for c in ("t-base", "t-tiny"):
-        await r.delete(keys.heartbeat("transcriber", c))
 
 
 async def test_an_unsupported_language_is_refused_at_start(client, r) -> None:
@@ -69,4 +82,3 @@ async def test_an_unsupported_language_is_refused_at_start(client, r) -> None:
     await ws.send_str(json.dumps({"type": "stop"}))
     assert await ws.receive_json(timeout=10) == {"type": "end"}
     await ws.close()
-    await r.delete(keys.heartbeat("transcriber", "t-tiny2"))
