@@ -163,6 +163,7 @@ export class ReviewPlayer extends EventTarget {
   /** Highlights the word said at `t` (seconds of the lecture). O(log n), at most two elements touched. */
   sync(t) {
     this.syncs += 1;
+    this.syncedT = t; // the time what is lit was chosen for (a frame behind the playing clock)
     const k = lastStartAtOrBefore(this.starts, t);
     const now = k >= 0 && t <= this.ends[k] + GAP_TOLERANCE_S ? k : -1;
     if (now === this.current) return now;
