@@ -15,8 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from shared.postgres_server import database_url as postgres_url
 from shared.postgres_server import start_postgres, stop_postgres
-from shared.redis_server import start_redis
-from tests.util import Lecture, Stack, free_port, load_lecture, running_stack
+from tests.util import Lecture, Stack, free_port, load_lecture, own_redis, running_stack
 
 # Fixtures that start the whole stack (`python -m services`): a test using one must be marked slow.
 WHOLE_STACK_FIXTURES = frozenset({"stack"})
@@ -46,11 +45,8 @@ def lecture1_audio(lecture1: Lecture) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    proc = start_redis(port, tmp_path_factory.mktemp("redis"))
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+    with own_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -12,19 +12,15 @@ from services.gateway import languages
 from services.gateway.languages import Support
 from services.transcriber.models import WHISPER_LANGUAGES
 from shared import keys
-from shared.redis_server import start_redis
-from tests.util import free_port
+from tests.util import own_redis
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Redis of this module's own: the session's stack beats on the shared one with its own
     transcribers (tiny.en), which would take part in every answer here."""
-    port = free_port()
-    proc = start_redis(port, tmp_path_factory.mktemp("languages-redis"))
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(10)
+    with own_redis(tmp_path_factory.mktemp("languages-redis")) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.redis_server import start_redis
 from testkit.truth import load_lecture as load_truth
 from testkit.wer import word_errors
 from tests.browser_util import missing_browser, open_page
 from tests.client import finals, stream
-from tests.util import DATA, Lecture, Stack, free_port, load_lecture, running_stack
+from tests.util import DATA, Lecture, Stack, load_lecture, own_redis, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -29,16 +28,10 @@ pytestmark = pytest.mark.slow
 def base_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A stack of its own, on a Redis of its own: the default stack's transcribers must not take
     its segments."""
-    redis_port = free_port()
-    redis_proc = start_redis(redis_port, tmp_path_factory.mktemp("base-redis"))
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
     log = tmp_path_factory.mktemp("base-stack") / "services.log"
-    try:
+    with own_redis(tmp_path_factory.mktemp("base-redis")) as redis_url:
         with running_stack(redis_url, log, WHISPER_MODEL="base", FINAL_CONTEXT_S="20") as s:
             yield s
-    finally:
-        redis_proc.terminate()
-        redis_proc.wait(10)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Helpers the tests share (plain functions and types; the fixtures are in conftest.py): paths,
-a free port, a fake clock, a local HTTP server (`serving`: fake upstream APIs), the dev lectures
+a free port, a Redis of its own, a fake clock, a local HTTP server (`serving`: fake upstream APIs), the dev lectures
 with their ground truth, the whole stack's handle and readiness."""
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
+
+from shared.redis_server import start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
@@ -41,6 +43,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def own_redis(folder: Path) -> Iterator[str]:
+    """A Redis server of its own (the embedded one) on a free port, its data in `folder`, as its
+    URL; stopped on exit."""
+    port = free_port()
+    proc = start_redis(port, folder)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @contextlib.asynccontextmanager
