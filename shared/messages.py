@@ -222,6 +222,10 @@ class SegmentJob(Msg):
     config: SessionConfig
     pcm: bytes = Field(b"", exclude=True)
     speaker: Literal["lecturer", "other"] | None = None  # voice lock: who the VAD says speaks
+    # Finals: where the VAD heard the speech begin and end inside [start, end] (None: that side of
+    # the audio was cut mid-speech). Word timings of the edges are early by 0.1-0.3 s on their own.
+    speech_start: float | None = None
+    speech_end: float | None = None
 
 
 class TranscriptRecord(Msg):

@@ -49,6 +49,22 @@ def test_one_utterance_per_spoken_sentence(lecture_run: list[dict], lecture1: Le
             assert f["end"] - f["start"] < truth["end"] - truth["start"] + 1.0
 
 
+def test_a_final_spans_its_speech_not_the_padding_around_it(
+    lecture_run: list[dict], lecture1: Lecture
+) -> None:
+    """A whole sentence's final starts where its speech does (the VAD's onset, not the 0.3 s of
+    padding before it that Whisper's first word is aligned into) and ends no earlier than the speech
+    (espeak leaves about 0.4 s of silence at the end of each sentence in the truth)."""
+    parts = sentence_parts(finals(lecture_run), lecture1.speech)
+    whole = [(parts[i][0], truth) for i, truth in enumerate(lecture1.speech) if len(parts[i]) == 1]
+    assert len(whole) >= len(lecture1.speech) - 2
+    for f, truth in whole:
+        assert f["start"] >= truth["start"] - 0.15, (f, truth)
+        assert f["end"] >= truth["end"] - 0.5, (f, truth)
+        # The words (to 10 ms) have the same edges.
+        assert abs(f["words"][0][0] - f["start"]) <= 0.01 and abs(f["words"][-1][1] - f["end"]) <= 0.01
+
+
 def test_transcript_has_the_known_words(lecture_run: list[dict], lecture1: Lecture) -> None:
     hyp = " ".join(f["text"] for f in finals(lecture_run))
     ref = " ".join(s["text"] for s in lecture1.speech)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import wave
 
 import numpy as np
@@ -45,6 +46,26 @@ def test_pause_longer_than_min_silence_cuts_two_utterances_with_padding() -> Non
     assert utts[0].end == windows(2.0) * WINDOW + int(0.2 * SR)  # pause start + pad
     assert utts[0].audio[0] == windows(1.0) - 7  # the audio really is that stretch of samples
     assert utts[1].start >= utts[0].end
+
+
+def test_an_utterance_says_where_its_speech_began_and_ended_inside_the_padding() -> None:
+    utts = run(pattern((0.0, 1.0), (0.9, 1.0), (0.1, 0.6), (0.9, 1.0), (0.0, 1.0)))
+    assert utts[0].speech_start == windows(1.0) * WINDOW
+    assert utts[0].speech_end == windows(2.0) * WINDOW  # the first window of the pause
+    assert utts[0].start < utts[0].speech_start < utts[0].speech_end < utts[0].end
+    assert utts[1].speech_start == windows(2.6) * WINDOW
+
+
+def test_a_cut_side_has_no_speech_edge() -> None:
+    cfg = SegmenterConfig(max_utterance_s=4.0, min_silence_s=0.4, pad_s=0.2)
+    utts = run(pattern((0.0, 0.5), (0.9, 2.6)) + [0.36] + pattern((0.9, 3.0), (0.0, 1.0)), cfg)
+    assert utts[0].speech_start == windows(0.5) * WINDOW and utts[0].speech_end is None
+    assert utts[1].speech_start is None and utts[1].speech_end is not None
+
+
+def test_audio_that_ends_mid_speech_has_no_speech_end() -> None:
+    utts = run(pattern((0.0, 0.5), (0.9, 1.0)))
+    assert len(utts) == 1 and utts[0].speech_end is None
 
 
 def test_short_pause_does_not_cut() -> None:
@@ -130,3 +151,15 @@ def test_streaming_vad_matches_whole_file_and_any_framing(lecture1_audio: np.nda
     a = [(u.start, u.end) for u in silero_utterances(pcm, 1600)]
     b = [(u.start, u.end) for u in silero_utterances(pcm, 999)]
     assert a == b and len(a) >= 3
+
+
+def test_the_speech_edges_survive_a_checkpoint() -> None:
+    probs = pattern((0.0, 1.0), (0.9, 1.0), (0.1, 0.6), (0.0, 0.5))
+    pcm = np.repeat(np.arange(len(probs), dtype=np.int16), WINDOW)
+    half = windows(1.5)
+    seg = Segmenter(CFG)
+    assert seg.push(pcm[: half * WINDOW], np.array(probs[:half])) == []
+    meta, buf = seg.state()
+    moved = Segmenter.from_state(CFG, json.loads(json.dumps(meta)), buf)
+    (utt,) = moved.push(pcm[half * WINDOW :], np.array(probs[half:]))
+    assert (utt.speech_start, utt.speech_end) == (windows(1.0) * WINDOW, windows(2.0) * WINDOW)

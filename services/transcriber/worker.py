@@ -48,26 +48,33 @@ def build_prompt(lecture_prompt: str, session_prompt: str, keywords: list[str], 
     return " ".join(p for p in parts if p)
 
 
-def session_words(job: SegmentJob, pieces: list[Piece]) -> list[tuple[float, float, str]] | None:
-    """The words of a final in session seconds (within the utterance), or None without word timings."""
-    words = [w for p in pieces for w in p.words if w[2].strip()]
-    if not words:
-        return None
+def word_times(job: SegmentJob, pieces: list[Piece]) -> list[tuple[float, float, str]]:
+    """The words of a final in session seconds, within the utterance. Whisper's alignment puts the
+    first word's start early (into the padding before the speech) and the last word's end short of
+    the speech's end, by 0.1-0.3 s; where the VAD heard those edges, they are taken from it."""
     out = []
-    for s, e, word in words:
-        start = round(min(job.end, job.start + max(0.0, s)), 2)
-        out.append((start, round(max(start, min(job.end, job.start + e)), 2), word.strip()))
-    return out
+    for s, e, word in (w for p in pieces for w in p.words if w[2].strip()):
+        start = min(job.end, job.start + max(0.0, s))
+        out.append([start, max(start, min(job.end, job.start + e)), word.strip()])
+    if out and job.speech_start is not None:
+        out[0][0] = min(out[0][1], max(out[0][0], job.speech_start))
+    if out and job.speech_end is not None:
+        out[-1][1] = max(out[-1][1], min(job.end, job.speech_end))
+    return [(a, b, w) for a, b, w in out]
+
+
+def session_words(job: SegmentJob, pieces: list[Piece]) -> list[tuple[float, float, str]] | None:
+    """The words of a final as sent (times to 10 ms), or None without word timings."""
+    return [(round(a, 2), round(b, 2), w) for a, b, w in word_times(job, pieces)] or None
 
 
 def timed_span(job: SegmentJob, pieces: list[Piece]) -> tuple[float, float]:
-    """Session times of the first and last word, when the backend gave word timings."""
-    words = [w for p in pieces for w in p.words]
+    """Session times of the first word's start and the last word's end, when the backend gave word
+    timings; else the utterance's."""
+    words = word_times(job, pieces)
     if not words:
         return job.start, job.end
-    start = min(job.end, job.start + max(0.0, words[0][0]))
-    end = min(job.end, job.start + words[-1][1])
-    return round(start, 3), round(max(start, end), 3)
+    return round(words[0][0], 3), round(max(words[0][0], words[-1][1]), 3)
 
 
 FINALS, PARTIALS = ("segments_stream",), ("partials_stream",)

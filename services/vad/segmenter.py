@@ -5,7 +5,9 @@ stayed under `neg_threshold` for `min_silence_s`, keeps `pad_s` of audio on both
 at its quietest window when it grows past `max_utterance_s` (or, asked by the transcriber, near a
 sentence's end: `cut_near`). Bursts with less than `min_speech_s` of
 speech are dropped. Audio outside utterances is never emitted. All positions are in samples of
-session audio (16 kHz), counted from the session's first sample.
+session audio (16 kHz), counted from the session's first sample. An utterance also says where the
+VAD heard its speech begin and end inside the padding (`speech_start`, `speech_end`), when it did:
+not for a side that was cut in the middle of speech.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class Utterance:
     index: int
     start: int  # first sample, in session samples
     audio: np.ndarray  # int16
+    speech_start: int | None = None  # first speech window (None: the audio begins mid-speech, a cut)
+    speech_end: int | None = None  # first window of the closing silence (None: ends mid-speech)
 
     @property
     def end(self) -> int:
@@ -63,6 +67,7 @@ class Segmenter:
     windows_done: int = 0  # windows whose probability has been consumed
     utt_start: int | None = None  # sample where the open utterance begins (padding included)
     speech_start: int = 0
+    onset: int | None = None  # where the open utterance's speech began (None: it began at a cut)
     silence_since: int | None = None  # sample where the current pause began
 
     def _s(self, seconds: float) -> int:
@@ -90,8 +95,7 @@ class Segmenter:
         end = self.buf_start + len(self.buf)
         if self.silence_since is not None:
             end = min(end, self.silence_since + self._s(self.cfg.pad_s))
-        last_speech = self.silence_since if self.silence_since is not None else end
-        return self._close(end, last_speech)
+        return self._close(end, self.silence_since)
 
     def _window(self, p: float) -> list[Utterance]:
         w_start = self.windows_done * WINDOW
@@ -101,7 +105,7 @@ class Segmenter:
             if p < self.cfg.threshold:
                 return []
             self.utt_start = max(self.buf_start, w_start - self._s(self.cfg.pad_s))
-            self.speech_start = w_start
+            self.speech_start = self.onset = w_start
             self.silence_since = None
             self.probs = []
         self.probs.append(p)
@@ -116,15 +120,18 @@ class Segmenter:
             return self._split()
         return []
 
-    def _close(self, end: int, last_speech: int) -> list[Utterance]:
+    def _close(self, end: int, speech_end: int | None) -> list[Utterance]:
+        """Emit the open utterance as audio up to `end`; `speech_end`: where its silence began (None:
+        the audio ended while speech went on)."""
         start = self.utt_start
         assert start is not None
         self.utt_start = None
         self.silence_since = None
+        last_speech = end if speech_end is None else speech_end
         if last_speech - self.speech_start < self._s(self.cfg.min_speech_s):
             return []
         audio = self.buf[start - self.buf_start : end - self.buf_start].copy()
-        utt = Utterance(self.next_index, start, audio)
+        utt = Utterance(self.next_index, start, audio, self.onset, speech_end)
         self.next_index += 1
         return [utt]
 
@@ -160,8 +167,10 @@ class Segmenter:
         audio = self.buf[start - self.buf_start : cut - self.buf_start].copy()
         utt = Utterance(self.next_index, start, audio)
         self.next_index += 1
+        utt.speech_start = self.onset
         self.utt_start = cut
         self.speech_start = cut
+        self.onset = None
         self.probs = self.probs[quiet + 1 :]
         return [utt]
 
@@ -184,6 +193,7 @@ class Segmenter:
             "windows_done": self.windows_done,
             "utt_start": self.utt_start,
             "speech_start": self.speech_start,
+            "onset": self.onset,
             "silence_since": self.silence_since,
         }
         return meta, self.buf.tobytes()

@@ -212,7 +212,7 @@ class VadWorker(StreamWorker[VadSettings]):
         async with self.r.pipeline(transaction=True) as pipe:
             for utt in utts:
                 for piece in voicelock.utterance_pieces(state, utt):
-                    self.write_final(pipe, state, piece)
+                    self.write_final(pipe, state, piece, utt)
             if done:
                 n = state.index(state.segmenter.next_index)
                 stage(
@@ -237,7 +237,9 @@ class VadWorker(StreamWorker[VadSettings]):
                 utt.end / SAMPLE_RATE,
             )
 
-    def write_final(self, pipe: aioredis.client.Pipeline, state: SessionState, piece: LockedPiece) -> None:
+    def write_final(
+        self, pipe: aioredis.client.Pipeline, state: SessionState, piece: LockedPiece, utt: Utterance
+    ) -> None:
         """A final to transcribe; or, for another speaker with `others: drop`, its empty final."""
         seg, start, audio, speaker = piece
         if speaker == OTHER and state.config.others == "drop":
@@ -245,6 +247,12 @@ class VadWorker(StreamWorker[VadSettings]):
         else:
             job = self.job(state, seg, start, audio, final=True)
             job.speaker = speaker  # type: ignore[assignment]
+            # The utterance's speech edges, where they fall inside this piece of it.
+            end = start + len(audio)
+            if utt.speech_start is not None and start <= utt.speech_start < end:
+                job.speech_start = round(utt.speech_start / SAMPLE_RATE, 3)
+            if utt.speech_end is not None and start < utt.speech_end <= end:
+                job.speech_end = round(utt.speech_end / SAMPLE_RATE, 3)
             stage(pipe, self.settings.segments_stream, job, self.settings.stream_maxlen)
         pipe.hset(self.settings.partials_key(state.sid), str(seg), "final")
         pipe.expire(self.settings.partials_key(state.sid), STATE_TTL_S)
