@@ -7,7 +7,7 @@ finals, then `--batches` batches of 8 twenty-second finals (what a backlog makes
 short finals and 6 partials again; the resident memory after each stage. Redis: the embedded server
 gets `--redis-mb` of stream entries of 50-900 KB (utterances' audio), which are then trimmed away, three
 times; its resident memory full and trimmed. Each is run with glibc's default and with the threshold
-fixed at 128 KiB. The figures are resident sizes, not timings: they hold on a shared machine.
+fixed at 128 KiB; the transcriber also with glibc's default and HeapTrim (what it does by default). The figures are resident sizes, not timings: they hold on a shared machine.
 """
 
 from __future__ import annotations
@@ -33,9 +33,10 @@ import asyncio, sys
 import numpy as np
 from pathlib import Path
 from bench.common import load_lecture
-from shared.malloc import return_freed_memory
+from shared.malloc import HeapTrim, return_freed_memory
 if sys.argv[1] == "fixed":
     assert return_freed_memory()
+trim = HeapTrim(int(sys.argv[3])) if sys.argv[1] == "trim" else (lambda: 0)
 from services.transcriber.backends import LocalBackend
 from services.transcriber.types import Request
 from shared.settings import TranscriberSettings
@@ -53,23 +54,30 @@ async def main():
     print("loaded", rss(), flush=True)
     for k in range(3):
         await backend.transcribe(req(k * 7, 6))
+        trim()
     print("short finals", rss(), flush=True)
     for k in range(int(sys.argv[2])):
         await backend.transcribe_many([req(k * 11 + j * 3, 20 + j % 3) for j in range(8)])
+        trim()
         print(f"batch of 8, {k + 1}", rss(), flush=True)
     for k in range(6):
         await backend.transcribe(req(k * 5, 6))
         await backend.transcribe(req(k * 5, 4, partial=True))
+        trim()
     print("short finals again", rss(), flush=True)
 
 asyncio.run(main())
 """
 
 
-def transcriber(mode: str, batches: int) -> list[tuple[str, int]]:
+def transcriber(mode: str, batches: int, trim_mb: int = 256) -> list[tuple[str, int]]:
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(batches)], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", CHILD, mode, str(batches), str(trim_mb)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
@@ -116,19 +124,22 @@ def redis_rounds(mode: str, total_mb: int) -> list[tuple[str, int]]:
     return rows
 
 
-def table(title: str, default: list[tuple[str, int]], fixed: list[tuple[str, int]]) -> None:
-    print(f"{title:<24}{'glibc default':>14}{'fixed 128 KiB':>15}   (resident MB)")
-    for (stage, a), (_, b) in zip(default, fixed, strict=True):
-        print(f"  {stage:<22}{a:>14}{b:>15}")
+def table(title: str, heads: list[str], *runs: list[tuple[str, int]]) -> None:
+    print(f"{title:<24}" + "".join(f"{h:>16}" for h in heads) + "   (resident MB)")
+    for row in zip(*runs, strict=True):
+        print(f"  {row[0][0]:<22}" + "".join(f"{mb:>16}" for _, mb in row))
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--batches", type=int, default=2)
     p.add_argument("--redis-mb", type=int, default=200)
+    p.add_argument("--trim-mb", type=int, default=256, help="HEAP_TRIM_MB of the trim column")
     args = p.parse_args(argv)
-    table("transcriber backend", *(transcriber(m, args.batches) for m in ("default", "fixed")))
-    table("embedded Redis", *(redis_rounds(m, args.redis_mb) for m in ("default", "fixed")))
+    modes = ("default", "fixed", "trim")
+    heads = ["glibc default", "fixed 128 KiB", f"trim > {args.trim_mb} MB"]
+    table("transcriber backend", heads, *(transcriber(m, args.batches, args.trim_mb) for m in modes))
+    table("embedded Redis", heads[:2], *(redis_rounds(m, args.redis_mb) for m in modes[:2]))
     return 0
 
 

@@ -24,10 +24,13 @@ HEARTBEAT_INTERVAL_S = 1.0
 _last_beat: dict[str, float] = {}  # heartbeat key -> when it was last written
 
 
-def run(service: str, level: str, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    """Run `main(stop)` until it returns; SIGTERM and SIGINT set `stop` for a graceful exit."""
+def run(
+    service: str, level: str, main: Callable[[asyncio.Event], Awaitable[None]], fix_mmap: bool = True
+) -> None:
+    """Run `main(stop)` until it returns; SIGTERM and SIGINT set `stop` for a graceful exit.
+    `fix_mmap`: fix glibc's mmap threshold (shared/malloc.py), unless the service trims its heap."""
     setup_logging(service, level)
-    if return_freed_memory():
+    if fix_mmap and return_freed_memory():
         log.info("malloc mmap threshold fixed at %d bytes", MMAP_THRESHOLD)
 
     async def runner() -> None:

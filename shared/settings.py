@@ -190,6 +190,9 @@ class TranscriberSettings(CommonSettings):
     # seeds its sampler once per thread, so the same audio then gets a different transcript from run
     # to run, and the retries cost seconds on a CPU while other sessions wait (bench/page_vs_stream.py).
     temperature_fallback: bool = False
+    # More than this much free heap (MB) after a turn is given back to the system (shared/malloc.py:
+    # HeapTrim). 0: glibc's mmap threshold fixed instead, as in the other services (slower finals).
+    heap_trim_mb: int = 256
     word_timestamps: bool = True  # finals: segment start/end from the first and last word
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0

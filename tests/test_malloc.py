@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc
 # buffers between the freed ones would). Prints how much more is resident than before the 100 MiB.
 PEAK = """
 import ctypes, sys
-from shared.malloc import return_freed_memory
+from shared.malloc import HeapTrim, return_freed_memory
 if sys.argv[1] == "fixed":
     assert return_freed_memory()
 libc = ctypes.CDLL(None)
@@ -40,6 +40,11 @@ for b in blocks:
 for i, b in enumerate(blocks):
     if i % 20 != 19:
         libc.free(b)
+if sys.argv[1].startswith("trim"):  # the transcriber's way: trim once more than the limit is free
+    trim = HeapTrim(int(sys.argv[1][4:]))
+    assert trim.free_bytes() >= 90 << 20
+    freed = trim()
+    assert (freed >= 90 << 20) if trim.limit < 90 << 20 else freed == 0
 print(rss() - before)
 """
 
@@ -56,6 +61,13 @@ def kept_mb(mode: str) -> int:
 def test_a_service_returns_a_freed_peak() -> None:
     assert kept_mb("default") >= 80  # glibc as it comes: the 100 MiB stays resident
     assert kept_mb("fixed") <= 10  # the 5 MiB in use
+
+
+def test_a_transcriber_trims_a_freed_peak_past_its_limit() -> None:
+    """The transcriber keeps glibc's threshold (its decodes reuse the heap) and trims the heap once
+    more than HEAP_TRIM_MB of it is free: the same peak goes back past a 50 MB limit, not under 500."""
+    assert kept_mb("trim50") <= 10
+    assert kept_mb("trim500") >= 80
 
 
 def test_an_operators_threshold_wins(monkeypatch: pytest.MonkeyPatch) -> None:

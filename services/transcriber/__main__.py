@@ -33,4 +33,6 @@ async def main(stop: asyncio.Event) -> None:
 
 
 if __name__ == "__main__":
-    run("transcriber", TranscriberSettings().log_level, main)
+    settings = TranscriberSettings()
+    # A transcriber that trims its heap keeps glibc's own threshold (shared/malloc.py).
+    run("transcriber", settings.log_level, main, fix_mmap=settings.heap_trim_mb <= 0)

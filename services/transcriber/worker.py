@@ -12,6 +12,7 @@ LocalAgreement-2; the committed words are passed to the model as a prefix, so th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -28,6 +29,7 @@ from services.transcriber.languages import LanguageUnsupported, session_language
 from services.transcriber.sentences import SentenceCuts
 from services.transcriber.types import Piece, Request, Result
 from shared import keys, metrics
+from shared.malloc import HeapTrim
 from shared.messages import SAMPLE_RATE, ErrorEvent, Msg, SegmentJob, TranscriptEvent, TranscriptRecord
 from shared.service import heartbeat
 from shared.settings import TranscriberSettings
@@ -110,6 +112,8 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         self.q: Queue | None = None  # this turn's view of the finals waiting (fair sharing)
         self.first = self.want = 1  # this turn: finals read at first, and wanted in all
         self.context_now = True  # this turn's finals may be decoded in context (none other waits)
+        # glibc's threshold is left to grow here (shared/malloc.py): a backlog's free heap is trimmed.
+        self.trim = HeapTrim(settings.heap_trim_mb) if settings.heap_trim_mb > 0 else None
 
     async def before_reads(self) -> None:
         """This turn's share of the waiting finals (fair sharing), or a batch each."""
@@ -334,6 +338,10 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         await leave(self.r, self.settings.segments_stream, self.consumer)
 
     async def after_batch(self) -> None:
+        if self.trim is not None:
+            freed = await asyncio.to_thread(self.trim)
+            if freed:
+                log.info("heap trimmed: %d MB were free", freed >> 20)
         info = {"backend": self.backend.name, **self.done}
         info["model"] = getattr(self.backend, "model_name", None)  # what /api/languages reports
         info["languages"] = getattr(self.backend, "languages", None)
