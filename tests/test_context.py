@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
-from services.transcriber import context
+from services.transcriber import context, in_context
 from services.transcriber.backends import LocalBackend, Request
 from shared import keys
 from shared.messages import SAMPLE_RATE
@@ -99,3 +99,31 @@ def test_two_pass_partials_come_from_the_small_model_for_english_only() -> None:
     assert word_errors(first.text, " ".join(p.text for p in result.pieces)).wer <= 0.35
     same = LocalBackend(TranscriberSettings(whisper_model="tiny.en", partial_model="tiny.en"))
     assert same.partial_model is None  # the same model is not loaded twice
+
+
+def test_a_result_that_says_the_context_again_is_recognised() -> None:
+    said = "Remember that the second lab report is due on Thursday before class."
+    assert in_context.repeats_context("Remember that the second lab report is due.", said)
+    assert in_context.repeats_context("the second LAB report, and more", said)
+    assert not in_context.repeats_context("Natural selection acts on variation.", said)
+    assert not in_context.repeats_context("Before class.", said)  # too short to tell
+    assert not in_context.repeats_context("Remember that.", "")
+
+
+def test_noise_after_speech_is_decoded_as_without_context(backend: LocalBackend) -> None:
+    """On noise the context would make Whisper confident of a continuation of it; an utterance that
+    Whisper doubts is speech is decoded alone instead, so context adds no words in noise."""
+    lecture1 = load_lecture(Path(__file__).parent / "data" / "lecture1")
+    speech = [s for s in lecture1.spans if s.kind == "speech"][:3]
+    audio = lecture1.audio_float()
+    heard = np.concatenate([audio[int(s.start * SAMPLE_RATE) : int(s.end * SAMPLE_RATE)] for s in speech])
+    said = " ".join(s.text for s in speech)
+    noise = load_lecture(Path(__file__).parent / "data" / "noise90").audio_float()
+    for t0 in (5, 20):
+        clip = noise[t0 * SAMPLE_RATE : (t0 + 3) * SAMPLE_RATE]
+        alone = asyncio.run(backend.transcribe(Request(clip, "en", "")))
+        heard_first = asyncio.run(
+            backend.transcribe(Request(clip, "en", "", context=heard, context_text=said))
+        )
+        assert [p.text for p in heard_first.pieces] == [p.text for p in alone.pieces]
+        assert "class" not in " ".join(p.text.lower() for p in heard_first.pieces)

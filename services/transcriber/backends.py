@@ -15,7 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from services.transcriber import in_context
 from services.transcriber.guards import no_speech, too_compressible
+from services.transcriber.in_context import PROMPT_MAX_TOKENS
 from services.transcriber.models import languages, load_whisper, resolve
 from services.transcriber.openai_backend import OpenAIBackend, to_wav
 from services.transcriber.types import Piece, Request, Result
@@ -33,12 +35,6 @@ FALLBACK_TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 TAIL_S = 0.6  # what is left of an utterance after its last word: VAD padding, not speech
 PARTIAL_MAX_TOKENS = 160
 BATCH_SPREAD_S = 3.0  # a batch pads its shortest utterance by at most this much more than alone
-PROMPT_MAX_TOKENS = 224  # Whisper's previous-text budget (half its 448-token context)
-# A final in context: the encoder sees the context, the utterance and this much padding (the speech
-# before tells Whisper enough that a long tail of silence does not help it, and the encoder's cost
-# grows with its input).
-CONTEXT_TAIL_S = 1.0
-CONTEXT_SLACK_S = 0.05  # a word whose middle is this close before the new audio's start is its own
 
 
 class Backend(Protocol):
@@ -138,47 +134,19 @@ class LocalBackend:
         return Result(pieces)
 
     def _run_in_context(self, req: Request) -> Result:
-        """A final decoded after the session's preceding speech, whose text is forced as the prefix.
-
-        Whisper hears the lecturer's voice and the room for longer than one utterance (on hall audio
-        that is worth 3 points of WER, bench/context.py); the words whose middle lies in the new
-        audio are kept, with times relative to it."""
-        ctx_s = len(req.context) / SAMPLE_RATE
-        audio = np.concatenate([req.context, req.audio]).astype(np.float32)
-        whole = replace(req, audio=audio, prefix=req.context_text.strip(), context=None, context_text="")
-        options = self._options(whole)
-        # Timestamp tokens make Whisper close a segment right after the forced prefix and stop; the
-        # new words' times come from the word alignment instead.
-        options.update(word_timestamps=True, without_timestamps=True)
-        # faster-whisper drops hotwords when there is a prefix: they go before the prompt instead.
-        options["initial_prompt"] = (
-            " ".join(x for x in (req.hotwords.strip(), req.prompt.strip()) if x) or None
+        """A final heard after the session's preceding speech (`in_context.py`); alone where that
+        result cannot be used."""
+        tok = self._tokenizer(req.language, req.task)
+        s = self.s
+        result = in_context.decode(
+            self.model, tok, req, s.whisper_beam_size, s.compression_ratio_threshold, s.no_speech_threshold
         )
-        self.model.window_frames = encoder_frames(len(audio), CONTEXT_TAIL_S)
-        segments, _ = self.model.transcribe(audio, **options)
-        # Without timestamps the first segment is the whole window: what follows it is faster-whisper
-        # decoding the padding after the audio (junk such as "Thank you.").
-        first = next(iter(segments), None)
-        words = [
-            (max(0.0, float(w.start) - ctx_s), float(w.end) - ctx_s, w.word)
-            for w in (first.words or [] if first is not None else [])
-            if (w.start + w.end) / 2 >= ctx_s - CONTEXT_SLACK_S
-        ]
-        text = "".join(w[2] for w in words).strip()
-        if first is None or not words or compression_ratio(text) > self.s.compression_ratio_threshold:
-            # Nothing new, or a loop (lecture2: one sentence 17 times over, up to the token limit):
-            # the utterance is decoded alone instead, with the guards of any final.
+        if result is None:
             return self._run(replace(req, context=None, context_text=""))
-        piece = Piece(
-            words[0][0],
-            words[-1][1],
-            text,
-            first.avg_logprob,
-            first.no_speech_prob,
-            compression_ratio(text),
-            words if self.s.word_timestamps else [],
-        )
-        return Result([piece])
+        if not self.s.word_timestamps:
+            for piece in result.pieces:
+                piece.words = []
+        return result
 
     def _frames(self, req: Request) -> int:
         tail = self.s.final_window_tail_s
