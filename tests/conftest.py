@@ -59,8 +59,9 @@ def data_dir() -> Iterator[Path]:
     # The suite runs on tiny.en (a third of base's decode time on this 2-core machine) unless told
     # otherwise; tests/test_languages.py runs base, the product's default, through the whole stack.
     os.environ.setdefault("WHISPER_MODEL", "tiny.en")
-    # ... and decodes each final alone (the default too). Finals in context are tested by
-    # tests/test_context.py and, through the whole stack, by test_languages' base stack.
+    # ... and decodes each final alone (the default is 10 s of context, measured with base). Finals
+    # in context are tested by tests/test_context.py and, through the whole stack, by test_languages'
+    # base stack with the default.
     os.environ.setdefault("FINAL_CONTEXT_S", "0")
     yield path
     for k, v in saved.items():

@@ -1,7 +1,7 @@
 """Languages and live translation through the whole stack with the bundled multilingual model (base).
 
 The Spanish dev lecture (tests/data/lecture_es, espeak-ng, two announcements) is streamed to a stack
-started with WHISPER_MODEL=base and FINAL_CONTEXT_S=20 (finals in context): as Spanish, with `auto`, and with `task: "translate"`, whose English
+started with WHISPER_MODEL=base and FINAL_CONTEXT_S=10 (finals in context, the defaults): as Spanish, with `auto`, and with `task: "translate"`, whose English
 text must raise both announcements' alerts with their dates. The English-only default (tiny.en) must
 refuse Spanish with `language_unsupported`, never transcribe it as English.
 """
@@ -30,7 +30,7 @@ def base_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     its segments."""
     log = tmp_path_factory.mktemp("base-stack") / "services.log"
     with own_redis(tmp_path_factory.mktemp("base-redis")) as redis_url:
-        with running_stack(redis_url, log, WHISPER_MODEL="base", FINAL_CONTEXT_S="20") as s:
+        with running_stack(redis_url, log, WHISPER_MODEL="base", FINAL_CONTEXT_S="10") as s:
             yield s
 
 

@@ -227,8 +227,8 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         )
 
     def keeping_up(self, finals: int) -> bool:
-        """Context costs 3-4x a final's CPU (README "Finals in context"): it is spent only while no
-        other final waits. Behind (several finals at once, finals waiting in the group, partials
+        """Context costs a third more of a final's CPU (README "Finals in context"): it is spent only
+        while no other final waits. Behind (several finals at once, finals waiting in the group, partials
         shed) finals go without it, in batches, so that a backlog never builds on context."""
         if finals > 1 or time.monotonic() < self.shed_until:
             return False
