@@ -60,7 +60,6 @@ class HeapTrim:
 
     def __init__(self, limit_mb: int) -> None:
         self.limit = limit_mb << 20
-        self.trims = 0
         try:
             libc = ctypes.CDLL(None)
             self._info, self._trim = libc.mallinfo2, libc.malloc_trim
@@ -80,7 +79,6 @@ class HeapTrim:
         if self._trim is None or free is None or free <= self.limit:
             return 0
         self._trim(0)
-        self.trims += 1
         return free
 
 

@@ -143,7 +143,7 @@ class LocalBackend:
         )
         if result is None:
             return self._run(replace(req, context=None, context_text=""))
-        if not self.s.word_timestamps:
+        if not s.word_timestamps:
             for piece in result.pieces:
                 piece.words = []
         return result

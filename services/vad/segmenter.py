@@ -165,9 +165,8 @@ class Segmenter:
         cut = (first_window + quiet) * WINDOW + WINDOW // 2
         start = self.utt_start
         audio = self.buf[start - self.buf_start : cut - self.buf_start].copy()
-        utt = Utterance(self.next_index, start, audio)
+        utt = Utterance(self.next_index, start, audio, self.onset)
         self.next_index += 1
-        utt.speech_start = self.onset
         self.utt_start = cut
         self.speech_start = cut
         self.onset = None
