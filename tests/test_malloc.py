@@ -45,6 +45,13 @@ if sys.argv[1].startswith("trim"):  # the transcriber's way: trim once more than
     assert trim.free_bytes() >= 90 << 20
     freed = trim()
     assert (freed >= 90 << 20) if trim.limit < 90 << 20 else freed == 0
+if sys.argv[1] == "every":  # under the limit, but its interval since the last trim has passed
+    now = [0.0]
+    trim = HeapTrim(500, every_s=60, clock=lambda: now[0])
+    assert trim() == 0  # not yet
+    now[0] = 60.0
+    assert trim() >= 90 << 20 and trim.last == 60.0
+    assert trim() == 0  # just trimmed
 print(rss() - before)
 """
 
@@ -68,6 +75,11 @@ def test_a_transcriber_trims_a_freed_peak_past_its_limit() -> None:
     more than HEAP_TRIM_MB of it is free: the same peak goes back past a 50 MB limit, not under 500."""
     assert kept_mb("trim50") <= 10
     assert kept_mb("trim500") >= 80
+
+
+def test_a_transcriber_trims_what_is_free_once_a_minute() -> None:
+    """Below HEAP_TRIM_MB, the free heap is still trimmed, once every HEAP_TRIM_EVERY_S."""
+    assert kept_mb("every") <= 10
 
 
 def test_an_operators_threshold_wins(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -113,7 +113,8 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         self.first = self.want = 1  # this turn: finals read at first, and wanted in all
         self.context_now = True  # this turn's finals may be decoded in context (none other waits)
         # glibc's threshold is left to grow here (shared/malloc.py): a backlog's free heap is trimmed.
-        self.trim = HeapTrim(settings.heap_trim_mb) if settings.heap_trim_mb > 0 else None
+        trim_mb, every_s = settings.heap_trim_mb, settings.heap_trim_every_s
+        self.trim = HeapTrim(trim_mb, every_s) if trim_mb > 0 else None
 
     async def before_reads(self) -> None:
         """This turn's share of the waiting finals (fair sharing), or a batch each."""
