@@ -226,6 +226,8 @@ class SegmentJob(Msg):
     # the audio was cut mid-speech). Word timings of the edges are early by 0.1-0.3 s on their own.
     speech_start: float | None = None
     speech_end: float | None = None
+    # On the partials stream: the open utterance as a pause would close it (services/vad/partials.py).
+    early: bool = False
 
 
 class TranscriptRecord(Msg):

@@ -34,6 +34,11 @@ FINAL_CONTEXT = Counter(
     "Finals with FINAL_CONTEXT_S on: decoded in context (used), or alone because finals waited (behind)",
     ["outcome"],
 )
+EARLY_FINALS = Counter(
+    "classrec_early_finals_total",
+    "Early finals (services/vad/partials.py): decoded, used by their final, or skipped (stale, or finals wait)",
+    ["outcome"],
+)
 DROPPED_PARTIALS = Counter("classrec_dropped_partials_total", "Partials skipped as stale")
 QUEUE_LAG = Gauge("classrec_queue_lag", "Entries not yet delivered to the group", ["stream", "group"])
 QUEUE_LAG_SUPPORTED = Gauge(

@@ -56,6 +56,29 @@ def test_an_utterance_says_where_its_speech_began_and_ended_inside_the_padding()
     assert utts[1].speech_start == windows(2.6) * WINDOW
 
 
+def test_a_pause_gives_the_utterance_as_it_would_close_in_it() -> None:
+    """paused(): from 0.15 s into a pause on, the open utterance as the pause closes it (its audio a
+    prefix of the final's, same start, same speech end); nothing before, after the close, in speech."""
+    probs = pattern((0.0, 1.0), (0.9, 1.0), (0.1, 0.6), (0.9, 1.0), (0.0, 1.0))
+    pcm = np.repeat(np.arange(len(probs), dtype=np.int16), WINDOW)
+    seg, finals, seen = Segmenter(CFG), [], []
+    for i, p in enumerate(probs):
+        finals += seg.push(pcm[i * WINDOW : (i + 1) * WINDOW], np.array([p]))
+        seen.append(seg.paused(0.15))
+    pause = windows(2.0) * WINDOW
+    first = next(i for i, got in enumerate(seen) if got is not None)
+    assert first == windows(2.0) + 4  # 5 windows (0.16 s) of the pause heard
+    start, began, audio = seen[first]
+    assert (start, began) == (finals[0].start, finals[0].speech_end) == (finals[0].start, pause)
+    assert np.array_equal(audio, finals[0].audio[: len(audio)]) and len(audio) < len(finals[0].audio)
+    assert all(got is None for got in seen[: windows(2.0) + 4])  # speech, or the pause too short
+    assert seen[windows(2.0) + 12] is None  # closed at 0.4 s
+    assert seen[windows(3.0)] is None  # the next utterance, in speech
+    blip = Segmenter(CFG)
+    blip.push(np.zeros(windows(0.3) * WINDOW, np.int16), np.array(pattern((0.9, 0.1), (0.0, 0.2))))
+    assert blip.utt_start is not None and blip.paused(0.15) is None  # 0.1 s of speech: not kept
+
+
 def test_a_cut_side_has_no_speech_edge() -> None:
     cfg = SegmenterConfig(max_utterance_s=4.0, min_silence_s=0.4, pad_s=0.2)
     utts = run(pattern((0.0, 0.5), (0.9, 2.6)) + [0.36] + pattern((0.9, 3.0), (0.0, 1.0)), cfg)

@@ -7,7 +7,9 @@ always served first: a partial is read only when no final waits, one at a time, 
 when it is stale (a newer partial or the final of its utterance exists) or while finals are behind
 (they waited past PARTIAL_SHED_WAIT_S). A transcriber takes at most its share of the finals waiting
 (fairshare.py), so that every transcriber of the group gets work in a burst. Partials are stabilised with
-LocalAgreement-2; the committed words are passed to the model as a prefix, so they stay put.
+LocalAgreement-2; the committed words are passed to the model as a prefix, so they stay put. Early
+finals come with the partials: decoded as finals while the VAD waits out a pause, their results are
+kept for the finals that follow (early.py).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import redis.asyncio as aioredis
 from services.transcriber import context
 from services.transcriber.agreement import Agreement
 from services.transcriber.backends import Backend
+from services.transcriber.early import EarlyFinals
 from services.transcriber.fairshare import Queue, leave, queue
 from services.transcriber.guards import drop_doubled, keep_pieces
 from services.transcriber.languages import LanguageUnsupported, session_language, tell_unsupported
@@ -105,8 +108,9 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
     ) -> None:
         super().__init__(settings, r, consumer)
         self.backend = backend
-        self.done = {"final": 0, "partial": 0, "stale": 0, "shed": 0}
+        self.done = {"final": 0, "partial": 0, "stale": 0, "shed": 0, "early": 0, "early_used": 0}
         self.decoded: dict[tuple[str, int], tuple[Result, float]] = {}  # finals decoded as a batch
+        self.early_finals = EarlyFinals()  # results of early finals, for their finals (early.py)
         self.sentences = SentenceCuts(settings, r, backend)  # sentence finals (sentences.py)
         self.shed_until = 0.0  # monotonic time until which partials are shed (finals are behind)
         self.q: Queue | None = None  # this turn's view of the finals waiting (fair sharing)
@@ -151,7 +155,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
     async def before_handling(self, stream: str, msgs: list[Msg]) -> None:
         """Several finals read at once: decode them in batches; `final` then finds its result."""
         self.decoded.clear()
-        jobs = [m for m in msgs if isinstance(m, SegmentJob) and m.final]
+        jobs = [m for m in msgs if isinstance(m, SegmentJob) and m.final and not m.early]
         self.context_now = self.keeping_up(len(jobs))
         if len(jobs) < 2 or self.settings.transcribe_batch < 2:
             return
@@ -176,7 +180,9 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         if not isinstance(msg, SegmentJob):
             log.warning("unexpected message type=%s on %s", msg.type, stream)
             return
-        if msg.final:
+        if msg.early:
+            await self.early(msg)
+        elif msg.final:
             await self.final(msg)
         elif time.monotonic() < self.shed_until:
             self.done["shed"] += 1
@@ -190,6 +196,23 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
     async def is_current(self, job: SegmentJob) -> bool:
         latest = await self.r.hget(self.settings.partials_key(job.sid), str(job.segment))
         return latest is not None and latest.decode() == str(job.rev)
+
+    async def early(self, job: SegmentJob) -> None:
+        """An early final (early.py): decoded as the final it may become, unless it is stale or
+        finals wait (then the final is decoded when it comes, as without early finals)."""
+        if time.monotonic() < self.shed_until or not self.keeping_up(1) or not await self.is_current(job):
+            metrics.EARLY_FINALS.labels("skipped").inc()
+            return
+        t0 = time.perf_counter()
+        try:
+            result = await self.backend.transcribe(await self.request(job))
+        except LanguageUnsupported:  # the final tells the session
+            return
+        took = time.perf_counter() - t0
+        self.early_finals.keep(job, result, took)
+        self.done["early"] += 1
+        log.debug("sid=%s seg=%d early final rev=%d took_s=%.2f", job.sid, job.segment, job.rev, took)
+        metrics.EARLY_FINALS.labels("decoded").inc()
 
     async def request(self, job: SegmentJob, prefix: str = "") -> Request:
         audio = np.frombuffer(job.pcm, np.int16).astype(np.float32) / 32768.0
@@ -242,6 +265,9 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
 
     async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
         done = self.decoded.pop((job.sid, job.segment), None) if job.final else None
+        if done is None and job.final and (done := self.early_finals.take(job)) is not None:
+            self.done["early_used"] += 1
+            metrics.EARLY_FINALS.labels("used").inc()
         if done is not None:
             result, took = done
         else:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import redis.asyncio as aioredis
 
-from services.vad import checkpoint, sentences, voicelock
+from services.vad import checkpoint, partials, sentences, voicelock
 from services.vad.recording import Recording, finish, orphan_spools
 from services.vad.segmenter import Segmenter, SegmenterConfig, Utterance
 from services.vad.silero import StreamingVad, load_model
@@ -33,7 +33,6 @@ from shared.messages import (
     AudioChunk,
     AudioStop,
     Msg,
-    SegmentJob,
     SessionConfig,
     SessionOpened,
     VadDone,
@@ -46,7 +45,7 @@ from shared.streams import stage
 from shared.worker import Read, StreamWorker
 
 log = logging.getLogger(__name__)
-STATE_TTL_S = 6 * 3600
+STATE_TTL_S = partials.STATE_TTL_S
 IDLE_CHECKPOINT_S = 1.0
 ORPHAN_SWEEP_S = 60.0  # how often spools left by a dead worker are looked for
 
@@ -66,6 +65,7 @@ class SessionState:
     lock: SessionLock | None = None  # voice lock
     recording: Recording | None = None  # the session's audio as received (KEEP_AUDIO)
     extra: int = 0  # segments beyond one per utterance (the lock cut an utterance into speakers' pieces)
+    early_pause: int | None = None  # where the pause began that had its early final (partials.py)
 
     def index(self, utt_index: int) -> int:
         """The segment number of the segmenter's utterance `utt_index` (its first piece)."""
@@ -194,8 +194,9 @@ class VadWorker(StreamWorker[VadSettings]):
             state.segmenter.utt_start is None and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
         ):
             await self.emit(state, utts)
+        await partials.maybe_early(self.r, self.settings, state)
         if self.settings.partials and state.config.partials:
-            await self.maybe_partial(state)
+            await partials.maybe_partial(self.r, self.settings, state)
 
     def write_checkpoint(self, pipe: aioredis.client.Pipeline, state: SessionState) -> None:
         if state.recording is not None:
@@ -245,7 +246,7 @@ class VadWorker(StreamWorker[VadSettings]):
         if speaker == OTHER and state.config.others == "drop":
             voicelock.write_dropped(pipe, self.settings, state.sid, state.config, seg, start, len(audio))
         else:
-            job = self.job(state, seg, start, audio, final=True)
+            job = partials.segment_job(state, seg, start, audio, final=True)
             job.speaker = speaker  # type: ignore[assignment]
             # The utterance's speech edges, where they fall inside this piece of it.
             end = start + len(audio)
@@ -270,48 +271,6 @@ class VadWorker(StreamWorker[VadSettings]):
             state.sid,
             state.index(state.segmenter.next_index),
             state.samples / SAMPLE_RATE,
-        )
-
-    async def maybe_partial(self, state: SessionState) -> None:
-        """Send the open utterance for a partial result once it has grown by `partial_interval_s`
-        (or sooner when a pause begins: sentences.pause_partial)."""
-        opened = state.segmenter.open_audio()
-        if opened is None:
-            return
-        start, audio = opened
-        end = start + len(audio)
-        grown = end - max(state.partial_end, start)
-        if (
-            grown < self.settings.partial_interval_s * SAMPLE_RATE
-            and not sentences.pause_partial(state, grown, self.settings.sentence_finals)
-        ) or len(audio) < self.settings.partial_min_speech_s * SAMPLE_RATE:
-            return
-        if state.lock is not None and not state.lock.partial_ok(start, audio):
-            return  # another speaker in the open utterance: no partial of it (others: drop)
-        seg = state.index(state.segmenter.next_index)
-        state.partial_rev += 1
-        state.partial_end = end
-        job = self.job(state, seg, start, audio, final=False, rev=state.partial_rev)
-        async with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(self.settings.partials_key(state.sid), str(seg), state.partial_rev)
-            pipe.expire(self.settings.partials_key(state.sid), STATE_TTL_S)
-            # Exact: each partial is ~100 KB and the bound small (200; 5 in test_housekeeping), which
-            # `~` would overshoot by up to a node of 100 entries, or not apply below one node.
-            stage(pipe, self.settings.partials_stream, job, self.settings.partials_maxlen, exact=True)
-            await pipe.execute()
-
-    def job(
-        self, state: SessionState, index: int, start: int, audio: np.ndarray, final: bool, rev: int = 0
-    ) -> SegmentJob:
-        return SegmentJob(
-            sid=state.sid,
-            segment=index,
-            start=round(start / SAMPLE_RATE, 3),
-            end=round((start + len(audio)) / SAMPLE_RATE, 3),
-            final=final,
-            rev=rev,
-            config=state.config,
-            pcm=audio.tobytes(),
         )
 
     async def after_batch(self) -> None:

@@ -1,0 +1,60 @@
+"""Early finals, the transcriber's half: results decoded from the VAD's early finals (an utterance as
+a pause of EARLY_FINAL_S would close it, services/vad/partials.py), kept until the final comes.
+
+The final is the same utterance with the rest of the pause's padding after it when it starts at the
+same sample and its speech ends where the early one's did (speech did not resume in the pause);
+then the early result is its result, and the final is written as soon as it is read. Otherwise it is
+decoded as usual and the early result is dropped. Results are kept in this process only, briefly: a
+final that another transcriber of the group reads is decoded there, as without early finals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from services.transcriber.types import Result
+from shared.messages import SegmentJob
+
+KEEP_S = 30.0  # a final comes 0.25 s after its early one; far longer means it never will
+MAX_KEPT = 256
+
+
+@dataclass
+class Early:
+    start: float
+    speech_start: float | None
+    speech_end: float | None
+    samples: int
+    result: Result
+    took: float
+    at: float
+
+
+class EarlyFinals:
+    def __init__(self) -> None:
+        self.kept: dict[tuple[str, int], Early] = {}
+
+    def keep(self, job: SegmentJob, result: Result, took: float) -> None:
+        now = time.monotonic()
+        for key in [k for k, e in self.kept.items() if now - e.at > KEEP_S]:
+            del self.kept[key]
+        while len(self.kept) >= MAX_KEPT:
+            del self.kept[next(iter(self.kept))]
+        early = Early(job.start, job.speech_start, job.speech_end, len(job.pcm) // 2, result, took, now)
+        self.kept[(job.sid, job.segment)] = early
+
+    def take(self, job: SegmentJob) -> tuple[Result, float] | None:
+        """The early result for this final, if there is one and it holds (see the module's doc)."""
+        early = self.kept.pop((job.sid, job.segment), None)
+        if early is None or job.speech_end is None:
+            return None
+        same = (early.start, early.speech_start, early.speech_end) == (
+            job.start,
+            job.speech_start,
+            job.speech_end,
+        )
+        return (early.result, early.took) if same and early.samples <= len(job.pcm) // 2 else None
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self.kept

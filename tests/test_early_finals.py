@@ -1,0 +1,151 @@
+"""Early finals (services/vad/partials.py, services/transcriber/early.py), with real Redis, real
+Silero and the real Whisper model: the VAD sends each pause's utterance once, 0.15 s into it, as the
+final will be; the transcriber decodes it while the pause goes on, and the final that follows is
+written from that result, while a final whose speech went on after the early one is decoded anew."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import REGISTRY
+
+from services.transcriber.backends import LocalBackend
+from services.transcriber.worker import TranscriberWorker
+from services.vad.worker import VadWorker
+from shared.messages import (
+    AudioChunk,
+    AudioStop,
+    SegmentJob,
+    SessionConfig,
+    SessionOpened,
+    TranscriptEvent,
+    from_fields,
+)
+from shared.settings import TranscriberSettings, VadSettings
+from shared.streams import xadd
+from testkit.truth import read_wav
+from testkit.wer import word_errors
+from tests.util import DATA, load_lecture
+
+SR = 16000
+FRAME = 1600  # 0.1 s, as the gateway writes them
+
+
+def vad_settings(redis_url: str, tag: str, **kw: float) -> VadSettings:
+    return VadSettings(
+        redis_url=redis_url,
+        sessions_stream=f"sessions:{tag}",
+        segments_stream=f"segments:{tag}",
+        partials_stream=f"segments:partial:{tag}",
+        transcripts_stream=f"transcripts:{tag}",
+        audio_prefix=f"audio:{tag}:",
+        keep_audio=False,
+        block_ms=5,
+        **{"early_final_s": 0.15, **kw},
+    )
+
+
+async def stream_through_vad(
+    r: aioredis.Redis, s: VadSettings, sid: str, pcm: np.ndarray
+) -> list[SegmentJob]:
+    """Live pacing: one 0.1 s frame, then the VAD's turns until it has heard it. Every job written
+    to the finals and partials streams, in the order written."""
+    w = VadWorker(s, r, consumer=f"vad-{sid}")
+    await xadd(r, s.sessions_stream, SessionOpened(sid=sid, config=SessionConfig()), 1000)
+    seq = 0
+    for i in range(0, len(pcm), FRAME):
+        await xadd(r, s.audio_key(sid), AudioChunk(seq=seq, pcm=pcm[i : i + FRAME].tobytes()), 100_000)
+        seq += 1
+        for _ in range(20):
+            await w.run_once()
+            if sid in w.sessions and w.sessions[sid].samples >= min(i + FRAME, len(pcm)):
+                break
+        else:
+            raise AssertionError("the VAD did not hear the frame")
+    await xadd(r, s.audio_key(sid), AudioStop(seq=seq), 1000)
+    for _ in range(20):
+        await w.run_once()
+        if sid not in w.sessions:
+            break
+    jobs = []
+    for stream in (s.segments_stream, s.partials_stream):
+        jobs += [(i, m) for i, f in await r.xrange(stream) if isinstance(m := from_fields(f), SegmentJob)]
+    return [m for _, m in sorted(jobs, key=lambda j: tuple(map(int, j[0].split(b"-"))))]
+
+
+@pytest.fixture(scope="module")
+def lecture_start() -> np.ndarray:
+    return read_wav(DATA / "lecture1.wav")[: 30 * SR]
+
+
+async def test_each_pause_sends_its_utterance_once_as_the_final_will_be(
+    redis_url: str, lecture_start: np.ndarray
+) -> None:
+    r = aioredis.Redis.from_url(redis_url)
+    jobs = await stream_through_vad(r, vad_settings(redis_url, "ef1"), "ef1", lecture_start)
+    finals = [j for j in jobs if j.final and not j.early]
+    assert len(finals) >= 4
+    matched = 0
+    for f in finals:
+        mine = [j for j in jobs if j.segment == f.segment and (j.early or not j.final)]  # VAD's partials
+        early = [j for j in mine if j.early and (j.start, j.speech_end) == (f.start, f.speech_end)]
+        if f is finals[-1] and not early:
+            continue  # the stop may close the last one
+        assert len(early) == 1, f"segment {f.segment}: {len(early)} early finals of its pause"
+        e = early[0]
+        assert f.pcm.startswith(e.pcm) and len(e.pcm) < len(f.pcm)
+        assert e.speech_start == f.speech_start and e.rev == max(j.rev for j in mine)  # nothing after it
+        matched += 1
+        # any other early final of the segment was of a pause in which speech resumed: a newer partial
+        for other in (j for j in mine if j.early and j is not e):
+            assert any(j.rev > other.rev and not j.early for j in mine)
+    assert matched >= len(finals) - 1
+    off = await stream_through_vad(r, vad_settings(redis_url, "ef2", early_final_s=0), "ef2", lecture_start)
+    assert not any(j.early for j in off)
+    assert [(j.start, j.end, j.pcm) for j in off if j.final] == [(f.start, f.end, f.pcm) for f in finals]
+
+
+def early_count(outcome: str) -> float:
+    return REGISTRY.get_sample_value("classrec_early_finals_total", {"outcome": outcome}) or 0.0
+
+
+async def test_a_final_is_written_from_its_early_decode_and_only_when_it_holds(
+    redis_url: str, lecture_start: np.ndarray
+) -> None:
+    r = aioredis.Redis.from_url(redis_url)
+    jobs = await stream_through_vad(r, vad_settings(redis_url, "ef3"), "ef3", lecture_start)
+    # The transcriber reads what the VAD wrote, in the order it came
+    s = TranscriberSettings(
+        redis_url=redis_url,
+        block_ms=5,
+        segments_stream="segments:ef3t",
+        partials_stream="segments:partial:ef3t",
+        transcripts_stream="transcripts:ef3t",
+    )
+    worker = TranscriberWorker(s, r, LocalBackend(s))
+    used0, decoded0 = early_count("used"), early_count("decoded")
+    spoiled = next(j for j in jobs if j.final and not j.early)  # its final's speech "went on"
+    for job in (j for j in jobs if j.final):  # finals and early finals (partials would only cost time)
+        if not job.early:
+            if job is spoiled:
+                job.speech_end = round(job.speech_end + 0.1, 3)  # type: ignore[operator]
+            await r.hset(s.partials_key(job.sid), str(job.segment), "final")
+            await xadd(r, s.segments_stream, job, 1000)
+        else:
+            await r.hset(s.partials_key(job.sid), str(job.segment), job.rev)
+            await xadd(r, s.partials_stream, job, 1000)
+        while await worker.run_once():
+            pass
+    finals = [
+        e
+        for _, f in await r.xrange(s.events_key("ef3"))
+        if isinstance(e := from_fields(f), TranscriptEvent) and e.final
+    ]
+    assert [e.segment for e in finals] == sorted({j.segment for j in jobs if j.final and not j.early})
+    used, decoded = early_count("used") - used0, early_count("decoded") - decoded0
+    assert decoded >= used >= len(finals) - 2  # all but the spoiled one (and the stop's)
+    assert worker.done["early_used"] == used and worker.done["final"] == len(finals)
+    truth = " ".join(u["text"] for u in load_lecture("lecture1").speech if u["end"] <= 29.0)
+    text = " ".join(e.text for e in finals)
+    assert word_errors(truth, text).wer < 0.35, text
