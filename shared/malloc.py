@@ -21,7 +21,7 @@ the heap's free memory back with `malloc_trim` once more than a bound of it is f
 between the finals of lectures about 100 MB is free and reused; a backlog's batches leave far more,
 which is returned. Below that bound free memory can still settle a step higher after a busy minute
 (+80 MB over a 90-minute soak with 256 MB), so whatever more than `FLOOR_MB` is free is also trimmed
-at most once every `every_s`: one decode a minute faults its buffers in again, not every one.
+at most once every `every_s` (5 minutes): one decode then faults its buffers in again, not every one.
 """
 
 from __future__ import annotations
