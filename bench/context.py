@@ -9,6 +9,8 @@ lecture's earlier utterances with their finals' text forced as the prefix, exact
 transcriber does it (services/transcriber/context.py). Printed per value: WER pooled over the files
 and per file, announcements alerted (the alerts service's Detector on the finals, in order), decode time per final (p50/p95) and CPU seconds per second of speech decoded. All
 values run in one process on the same utterances, so their ratios compare on a noisy machine.
+`--early 0.15` also decodes each final as its early final would be (services/vad/partials.py): its
+audio up to 0.15 s after its speech ends, not the whole 0.3 s of padding; the context is the finals'.
 """
 
 from __future__ import annotations
@@ -34,14 +36,23 @@ from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
 
 
-def decode_lecture(backend: LocalBackend, s: TranscriberSettings, utterances: list, seconds: float) -> tuple:
+def decode_lecture(
+    backend: LocalBackend,
+    s: TranscriberSettings,
+    utterances: list,
+    seconds: float,
+    early: float | None = None,
+) -> tuple:
     prompt = build_prompt(s.lecture_prompt, "", [])
     heard: list[tuple[np.ndarray, str]] = []  # earlier finals, oldest first
     texts, took = [], []
     for u in utterances:
         audio = u.audio.astype(np.float32) / 32768.0
+        decoded = audio
+        if early is not None and u.speech_end is not None:  # as the early final: less padding
+            decoded = audio[: u.speech_end - u.start + round(early * SAMPLE_RATE)]
         ctx, said = context.assemble(heard, context.budget_s(seconds, len(audio) / SAMPLE_RATE))
-        req = Request(audio, "en", prompt, s.hotwords, context=ctx, context_text=said)
+        req = Request(decoded, "en", prompt, s.hotwords, context=ctx, context_text=said)
         t0 = time.perf_counter()
         result = asyncio.run(backend.transcribe(req))
         took.append(time.perf_counter() - t0)
@@ -60,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("prefixes", nargs="+", type=Path)
     ap.add_argument("--model", default="base", help="WHISPER_MODEL (default base)")
     ap.add_argument("--seconds", default="0,20", help="comma-separated FINAL_CONTEXT_S values")
+    ap.add_argument("--early", default="", help="comma-separated EARLY_FINAL_S values to decode as well")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--beam", type=int, default=None, help="WHISPER_BEAM_SIZE (default: the service's)")
     ap.add_argument("--json", type=Path)
@@ -72,10 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     speech_s = sum(len(u.audio) for us in cuts.values() for u in us) / SAMPLE_RATE
     rows = []
     print(f"{'context s':>10}{'WER':>8}{'alerts':>8}{'p50 s':>8}{'p95 s':>8}{'CPU/speech s':>14}  per file")
-    for seconds in (float(x) for x in args.seconds.split(",")):
+    earlies = [None] + [float(x) for x in args.early.split(",") if x]
+    for seconds, early in ((float(x), e) for x in args.seconds.split(",") for e in earlies):
         cpu0, wers, took, found, expected = time.process_time(), {}, [], 0, 0
         for lec in lectures:
-            texts, t = decode_lecture(backend, s, cuts[lec.name], seconds)
+            texts, t = decode_lecture(backend, s, cuts[lec.name], seconds, early)
             wers[lec.name] = word_errors(lec.speech_text, " ".join(x for x in texts if x))
             took += t
             detector, received = Detector(), []
@@ -86,9 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             score = match_alerts(lec.alerts, received)
             found, expected = found + len(score.found), expected + len(lec.alerts)
             for e in score.missed:
-                print(f"  context {seconds:g}: {lec.name} missed {e.category} {e.text!r}", flush=True)
+                print(
+                    f"  context {seconds:g} early {early}: {lec.name} missed {e.category} {e.text!r}",
+                    flush=True,
+                )
         row = {
             "context_s": seconds,
+            "early_s": early,
             "wer": pooled_wer(wers.values()),
             "alerts": f"{found}/{expected}",
             "p50": percentile(took, 50),
@@ -99,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         per = " ".join(f"{k}={fmt(v, '.3f')}" for k, v in row["per_file"].items())
         print(
-            f"{seconds:>10g}{fmt(row['wer'], '.4f'):>8}{row['alerts']:>8}{fmt(row['p50']):>8}{fmt(row['p95']):>8}"
+            f"{seconds:>7g}{'' if early is None else f'/{early:g}':<3}{fmt(row['wer'], '.4f'):>8}{row['alerts']:>8}{fmt(row['p50']):>8}{fmt(row['p95']):>8}"
             f"{fmt(row['cpu_per_speech_s']):>14}  {per}",
             flush=True,
         )

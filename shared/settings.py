@@ -142,7 +142,7 @@ class VadSettings(CommonSettings):
     partial_min_speech_s: float = 0.5
     # An utterance in a pause this long is sent as an early final, decoded while the VAD waits out
     # the rest of VAD_MIN_SILENCE_S (services/vad/partials.py; 0: off).
-    early_final_s: float = 0.0
+    early_final_s: float = 0.1
     # Voice lock (services/voice/lock.py; calibrated with bench/voice.py, see README "Voice lock")
     voice_threshold: float = 0.7  # a stretch whose pooled score is below: another speaker
     voice_window_threshold: float = 0.55  # a 1-s window below: a candidate change of speaker

@@ -1,5 +1,5 @@
 """Early finals (services/vad/partials.py, services/transcriber/early.py), with real Redis, real
-Silero and the real Whisper model: the VAD sends each pause's utterance once, 0.15 s into it, as the
+Silero and the real Whisper model: the VAD sends each pause's utterance once, EARLY_FINAL_S into it, as the
 final will be; the transcriber decodes it while the pause goes on, and the final that follows is
 written from that result, while a final whose speech went on after the early one is decoded anew."""
 
@@ -42,7 +42,7 @@ def vad_settings(redis_url: str, tag: str, **kw: float) -> VadSettings:
         audio_prefix=f"audio:{tag}:",
         keep_audio=False,
         block_ms=5,
-        **{"early_final_s": 0.15, **kw},
+        **kw,
     )
 
 

@@ -211,7 +211,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         took = time.perf_counter() - t0
         self.early_finals.keep(job, result, took)
         self.done["early"] += 1
-        log.debug("sid=%s seg=%d early final rev=%d took_s=%.2f", job.sid, job.segment, job.rev, took)
+        log.info("sid=%s seg=%d early final rev=%d took_s=%.2f", job.sid, job.segment, job.rev, took)
         metrics.EARLY_FINALS.labels("decoded").inc()
 
     async def request(self, job: SegmentJob, prefix: str = "") -> Request:
@@ -286,6 +286,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         return pieces, len(result.pieces) - len(pieces), took
 
     async def final(self, job: SegmentJob) -> None:
+        used = self.done["early_used"]
         try:
             pieces, dropped, took = await self.decode(job)
         except LanguageUnsupported as e:  # told once; the segment is closed with no text
@@ -312,11 +313,12 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
             await pipe.execute()
         self.done["final"] += 1
         log.info(
-            "sid=%s seg=%d final audio_s=%.2f took_s=%.2f dropped=%d text=%r",
+            "sid=%s seg=%d final audio_s=%.2f took_s=%.2f early=%d dropped=%d text=%r",
             job.sid,
             job.segment,
             job.end - job.start,
             took,
+            self.done["early_used"] - used,
             dropped,
             text,
         )
