@@ -228,6 +228,9 @@ class SegmentJob(Msg):
     speech_end: float | None = None
     # On the partials stream: the open utterance as a pause would close it (services/vad/partials.py).
     early: bool = False
+    # Finals with early finals on: only this many samples are decoded, the audio its early final had,
+    # so that a final decodes the same audio whether or not its early final was decoded in time.
+    decode_len: int | None = None
 
 
 class TranscriptRecord(Msg):

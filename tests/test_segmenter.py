@@ -71,6 +71,7 @@ def test_a_pause_gives_the_utterance_as_it_would_close_in_it() -> None:
     start, began, audio = seen[first]
     assert (start, began) == (finals[0].start, finals[0].speech_end) == (finals[0].start, pause)
     assert np.array_equal(audio, finals[0].audio[: len(audio)]) and len(audio) < len(finals[0].audio)
+    assert start + len(audio) == pause + int(0.15 * SR)  # 0.15 s of the pause, however much was heard
     assert all(got is None for got in seen[: windows(2.0) + 4])  # speech, or the pause too short
     assert seen[windows(2.0) + 12] is None  # closed at 0.4 s
     assert seen[windows(3.0)] is None  # the next utterance, in speech

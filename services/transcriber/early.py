@@ -2,9 +2,9 @@
 a pause of EARLY_FINAL_S would close it, services/vad/partials.py), kept until the final comes.
 
 The final is the same utterance with the rest of the pause's padding after it when it starts at the
-same sample and its speech ends where the early one's did (speech did not resume in the pause);
-then the early result is its result, and the final is written as soon as it is read. Otherwise it is
-decoded as usual and the early result is dropped. Results are kept in this process only, briefly: a
+same sample, its speech ends where the early one's did (speech did not resume in the pause) and it
+decodes as many samples (`decode_len`): then the early result is its result, and the final is
+written as soon as it is read. Otherwise it is decoded as usual and the early result is dropped. Results are kept in this process only, briefly: a
 final that another transcriber of the group reads is decoded there, as without early finals.
 """
 
@@ -49,12 +49,6 @@ class EarlyFinals:
         early = self.kept.pop((job.sid, job.segment), None)
         if early is None or job.speech_end is None:
             return None
-        same = (early.start, early.speech_start, early.speech_end) == (
-            job.start,
-            job.speech_start,
-            job.speech_end,
-        )
-        return (early.result, early.took) if same and early.samples <= len(job.pcm) // 2 else None
-
-    def __contains__(self, key: tuple[str, int]) -> bool:
-        return key in self.kept
+        mine = (early.start, early.speech_start, early.speech_end, early.samples)
+        same = mine == (job.start, job.speech_start, job.speech_end, job.decode_len)
+        return (early.result, early.took) if same else None

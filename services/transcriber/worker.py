@@ -215,7 +215,8 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         metrics.EARLY_FINALS.labels("decoded").inc()
 
     async def request(self, job: SegmentJob, prefix: str = "") -> Request:
-        audio = np.frombuffer(job.pcm, np.int16).astype(np.float32) / 32768.0
+        pcm = job.pcm if job.decode_len is None else job.pcm[: 2 * job.decode_len]  # as its early final
+        audio = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0
         recent = ""
         if self.settings.prompt_context_chars:
             recent = (await self.r.get(keys.context(job.sid)) or b"").decode()[

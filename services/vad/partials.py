@@ -6,7 +6,10 @@ the open segment's newest partial (its `rev`), so it is skipped like one: when t
 when speech resumed and a newer partial followed, or while finals are behind. The transcriber
 decodes it as the final it would be (the finals' model, in context) and keeps the result; the final
 that the pause then closes reuses it if it starts and its speech ends where the early one did
-(services/transcriber/early.py). So a final's decode overlaps the rest of the VAD's pause (0.4 s
+(services/transcriber/early.py). Either way a final decodes only the audio its early final has
+(`decode_len`: EARLY_FINAL_S of the pause, not all its padding), so the same audio gives the same
+final whether or not the early decode came in time (a burst of resent audio closes a pause in one
+step). So a final's decode overlaps the rest of the VAD's pause (0.4 s
 less EARLY_FINAL_S) instead of starting after it. No partial is sent in a pause that had its early
 final: the audio since holds no speech. Sessions with the voice lock get none: a final there may be
 cut into speakers' pieces.
@@ -20,6 +23,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from services.vad import sentences
+from services.vad.segmenter import Utterance
 from shared.messages import SAMPLE_RATE, SegmentJob
 from shared.settings import VadSettings
 from shared.streams import stage
@@ -78,6 +82,14 @@ async def maybe_partial(r: aioredis.Redis, s: VadSettings, state: SessionState) 
     await send(r, s, state, segment_job(state, seg, start, audio, final=False, rev=state.partial_rev))
 
 
+def decode_len(s: VadSettings, state: SessionState, utt: Utterance) -> int | None:
+    """A final's samples to decode: the audio its early final has (or would have had)."""
+    if s.early_final_s <= 0 or state.lock is not None or utt.speech_end is None:
+        return None
+    pad = min(round(s.early_final_s * SAMPLE_RATE), round(state.segmenter.cfg.pad_s * SAMPLE_RATE))
+    return min(len(utt.audio), utt.speech_end + pad - utt.start)
+
+
 def in_early_pause(state: SessionState) -> bool:
     seg = state.segmenter
     return seg.silence_since is not None and state.early_pause == seg.silence_since
@@ -99,5 +111,6 @@ async def maybe_early(r: aioredis.Redis, s: VadSettings, state: SessionState) ->
     onset = state.segmenter.onset
     job.speech_start = None if onset is None else round(onset / SAMPLE_RATE, 3)
     job.speech_end = round(pause / SAMPLE_RATE, 3)
+    job.decode_len = len(audio)
     await send(r, s, state, job)
     return True

@@ -90,15 +90,15 @@ class Segmenter:
 
     def paused(self, min_pause_s: float) -> tuple[int, int, np.ndarray] | None:
         """The open utterance as it would close in its current pause, once the pause has lasted
-        `min_pause_s`: (start, where the pause began, audio up to its padding or what is heard of it).
-        None without such a pause, or with too little speech to be kept."""
+        `min_pause_s`: (start, where the pause began, its audio up to `min_pause_s` into the pause, or
+        its padding if that is shorter). None without such a pause, or with too little speech to keep."""
         pause = self.silence_since
         if self.utt_start is None or pause is None:
             return None
         heard = self.windows_done * WINDOW
         if heard - pause < self._s(min_pause_s) or pause - self.speech_start < self._s(self.cfg.min_speech_s):
             return None
-        end = min(heard, pause + self._s(self.cfg.pad_s))
+        end = pause + min(self._s(min_pause_s), self._s(self.cfg.pad_s))
         return self.utt_start, pause, self.buf[self.utt_start - self.buf_start : end - self.buf_start].copy()
 
     def flush(self) -> list[Utterance]:

@@ -248,6 +248,7 @@ class VadWorker(StreamWorker[VadSettings]):
         else:
             job = partials.segment_job(state, seg, start, audio, final=True)
             job.speaker = speaker  # type: ignore[assignment]
+            job.decode_len = partials.decode_len(self.settings, state, utt)
             # The utterance's speech edges, where they fall inside this piece of it.
             end = start + len(audio)
             if utt.speech_start is not None and start <= utt.speech_start < end:
