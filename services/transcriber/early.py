@@ -4,8 +4,9 @@ a pause of EARLY_FINAL_S would close it, services/vad/partials.py), kept until t
 The final is the same utterance with the rest of the pause's padding after it when it starts at the
 same sample, its speech ends where the early one's did (speech did not resume in the pause) and it
 decodes as many samples (`decode_len`): then the early result is its result, and the final is
-written as soon as it is read. Otherwise it is decoded as usual and the early result is dropped. Results are kept in this process only, briefly: a
-final that another transcriber of the group reads is decoded there, as without early finals.
+written as soon as it is read. Otherwise it is decoded as usual and the early result is dropped.
+Results are kept in this process only, briefly: a final that another transcriber of the group reads
+is decoded there, as without early finals.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ KEEP_S = 30.0  # a final comes 0.25 s after its early one; far longer means it n
 MAX_KEPT = 256
 
 
+def audio_of(job: SegmentJob) -> tuple:
+    """What a final and its early final agree on when both decode the same audio."""
+    return job.start, job.speech_start, job.speech_end, job.decode_len
+
+
 @dataclass
 class Early:
-    start: float
-    speech_start: float | None
-    speech_end: float | None
-    samples: int
+    audio: tuple  # audio_of(the early final)
     result: Result
     took: float
     at: float
@@ -41,14 +44,11 @@ class EarlyFinals:
             del self.kept[key]
         while len(self.kept) >= MAX_KEPT:
             del self.kept[next(iter(self.kept))]
-        early = Early(job.start, job.speech_start, job.speech_end, len(job.pcm) // 2, result, took, now)
-        self.kept[(job.sid, job.segment)] = early
+        self.kept[(job.sid, job.segment)] = Early(audio_of(job), result, took, now)
 
     def take(self, job: SegmentJob) -> tuple[Result, float] | None:
         """The early result for this final, if there is one and it holds (see the module's doc)."""
         early = self.kept.pop((job.sid, job.segment), None)
-        if early is None or job.speech_end is None:
+        if early is None or early.audio != audio_of(job):
             return None
-        mine = (early.start, early.speech_start, early.speech_end, early.samples)
-        same = mine == (job.start, job.speech_start, job.speech_end, job.decode_len)
-        return (early.result, early.took) if same else None
+        return early.result, early.took

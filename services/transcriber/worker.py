@@ -200,7 +200,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
     async def early(self, job: SegmentJob) -> None:
         """An early final (early.py): decoded as the final it may become, unless it is stale or
         finals wait (then the final is decoded when it comes, as without early finals)."""
-        if time.monotonic() < self.shed_until or not self.keeping_up(1) or not await self.is_current(job):
+        if not self.keeping_up(1) or not await self.is_current(job):  # keeping up: partials not shed
             metrics.EARLY_FINALS.labels("skipped").inc()
             return
         t0 = time.perf_counter()

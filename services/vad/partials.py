@@ -86,8 +86,7 @@ def decode_len(s: VadSettings, state: SessionState, utt: Utterance) -> int | Non
     """A final's samples to decode: the audio its early final has (or would have had)."""
     if s.early_final_s <= 0 or state.lock is not None or utt.speech_end is None:
         return None
-    pad = min(round(s.early_final_s * SAMPLE_RATE), round(state.segmenter.cfg.pad_s * SAMPLE_RATE))
-    return min(len(utt.audio), utt.speech_end + pad - utt.start)
+    return min(len(utt.audio), state.segmenter.early_end(utt.speech_end, s.early_final_s) - utt.start)
 
 
 def in_early_pause(state: SessionState) -> bool:
@@ -95,14 +94,14 @@ def in_early_pause(state: SessionState) -> bool:
     return seg.silence_since is not None and state.early_pause == seg.silence_since
 
 
-async def maybe_early(r: aioredis.Redis, s: VadSettings, state: SessionState) -> bool:
+async def maybe_early(r: aioredis.Redis, s: VadSettings, state: SessionState) -> None:
     """Send the open utterance as an early final once its pause has lasted EARLY_FINAL_S (once a
-    pause); True if it was sent."""
+    pause)."""
     if s.early_final_s <= 0 or state.lock is not None or in_early_pause(state):
-        return False
+        return
     paused = state.segmenter.paused(s.early_final_s)
     if paused is None:
-        return False
+        return
     start, pause, audio = paused
     state.early_pause = pause
     state.partial_rev += 1
@@ -113,4 +112,3 @@ async def maybe_early(r: aioredis.Redis, s: VadSettings, state: SessionState) ->
     job.speech_end = round(pause / SAMPLE_RATE, 3)
     job.decode_len = len(audio)
     await send(r, s, state, job)
-    return True

@@ -98,8 +98,12 @@ class Segmenter:
         heard = self.windows_done * WINDOW
         if heard - pause < self._s(min_pause_s) or pause - self.speech_start < self._s(self.cfg.min_speech_s):
             return None
-        end = pause + min(self._s(min_pause_s), self._s(self.cfg.pad_s))
+        end = self.early_end(pause, min_pause_s)
         return self.utt_start, pause, self.buf[self.utt_start - self.buf_start : end - self.buf_start].copy()
+
+    def early_end(self, pause: int, pause_s: float) -> int:
+        """Where the audio of an early final `pause_s` into the pause starting at `pause` ends."""
+        return pause + min(self._s(pause_s), self._s(self.cfg.pad_s))
 
     def flush(self) -> list[Utterance]:
         """End of audio: close the open utterance, if it holds enough speech."""
