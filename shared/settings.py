@@ -29,6 +29,9 @@ class CommonSettings(BaseSettings):
     # Redis Sentinel: "host:port,host:port,..." of the sentinels; the master's name they monitor.
     redis_sentinels: str = ""
     redis_master_name: str = "classrec"
+    # Each live session holds one connection of the gateway's pool in its relay's blocking XREAD:
+    # redis-py's default of 100 refused the 91st session of a hall (MaxConnectionsError).
+    redis_max_connections: int = Field(2000, ge=10, description="connections one process may open to Redis")
     log_level: str = "INFO"
     metrics_port: int = 0  # workers: serve /metrics and /healthz on this port (0: off)
     # Stream names (shared/keys.py, README "Streams"): per-session streams use "{prefix}{sid}".

@@ -45,6 +45,7 @@ def connect(settings: CommonSettings) -> aioredis.Redis:
         health_check_interval=10,
         retry=Retry(ExponentialBackoff(cap=1.0, base=0.1), 3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        max_connections=settings.redis_max_connections,
     )
     if not settings.redis_sentinels:
         return aioredis.Redis.from_url(settings.redis_url, **options)
