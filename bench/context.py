@@ -34,6 +34,7 @@ from services.transcriber.types import Request
 from services.transcriber.worker import build_prompt
 from shared.messages import SAMPLE_RATE
 from shared.settings import TranscriberSettings
+from testkit.truth import ExpectedAlert
 
 
 def decode_lecture(
@@ -64,6 +65,15 @@ def decode_lecture(
         if text:
             heard.append((audio, text))
     return texts, took
+
+
+def heard_as(utterances: list, texts: list[str], e: ExpectedAlert) -> str:
+    """The finals of the utterances the announcement was spoken in."""
+    return " ".join(
+        t
+        for u, t in zip(utterances, texts, strict=True)
+        if u.start / SAMPLE_RATE < e.end and (u.start + len(u.audio)) / SAMPLE_RATE > e.start
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             found, expected = found + len(score.found), expected + len(lec.alerts)
             for e in score.missed:
                 print(
-                    f"  context {seconds:g} early {early}: {lec.name} missed {e.category} {e.text!r}",
+                    f"  context {seconds:g} early {early}: {lec.name} missed {e.category} {e.text!r}"
+                    f" heard as {heard_as(cuts[lec.name], texts, e)!r}",
                     flush=True,
                 )
         row = {
