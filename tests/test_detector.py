@@ -39,6 +39,10 @@ LECTURE_PLAIN = PLAIN
 WHISPER_VARIANTS = [
     ("remember that the second lab report is due on thursday before class", "deadline"),
     ("Remember that the 2nd lab report is due on Thursday before class.", "deadline"),
+    (
+        "Remember that the second lab report is do on Thursday before class.",
+        "deadline",
+    ),  # hall2_snr12, tiny.en
     ("Your final exam will be held on December 9th in this room.", "exam"),
     ("your final exam will be held on december ninth in this room", "exam"),
     ("Next week, there's a pop quiz on chapter 4, so please review it.", "quiz"),
@@ -133,6 +137,7 @@ def test_category_precedence(text: str, category: str) -> None:
         "the final answer is 42",
         "This is a test of the hypothesis that the mean is zero.",
         "There is no quiz this week.",
+        "All we ever do on Fridays is sit in the lab.",
         "There won't be a quiz on Friday.",
         "we will not have an exam this week",
         "The test statistic follows a t distribution.",

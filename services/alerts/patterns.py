@@ -189,6 +189,9 @@ TRIGGERS: tuple[Trigger, ...] = (
     ),
     _t("quiz", "quiz", rf"\b(?:pop )?quiz(?:zes|es)?\b(?! shows?\b){_NOT_EVENT}"),
     _t("deadline", "due", r"\bdue\b(?!\s+(?:to|diligence|process|course|respect|care|regard)\b)"),
+    # "due" as Whisper mishears it in a hall ("the lab report is do on Thursday"): only where the
+    # homophone cannot be the verb.
+    _t("deadline", "due", r"\b(?:is|are)\s+(?:do|dew)\s+(?:on|by|before|tomorrow|tonight|today|this|next)\b"),
     _t("deadline", "due", r"\bdeadlines?\b|\blate (?:submissions?|penalty|work)\b"),
     _t("deadline", "submit", r"\b(?:submi(?:t|ts|tted|tting|ssions?)|upload(?:ed)?)\b", strong=False),
     _t(
