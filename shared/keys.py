@@ -118,6 +118,12 @@ def heard(sid: str) -> str:
     return f"heard:{sid}"
 
 
+def early(sid: str) -> str:
+    """Hash: segment -> an early final's decoded result (JSON `EarlyResult`), for whichever
+    transcriber reads the final (services/transcriber/early.py); a short TTL."""
+    return f"early:{sid}"
+
+
 def session_keys(sid: str) -> list[str]:
     """Every key of one session but its two streams (their prefixes are settings): what deleting a
     session removes."""
@@ -130,6 +136,7 @@ def session_keys(sid: str) -> list[str]:
         agreement(sid),
         context(sid),
         heard(sid),
+        early(sid),
         language(sid),
         language_error(sid),
         vad_state(sid),

@@ -233,6 +233,29 @@ class SegmentJob(Msg):
     decode_len: int | None = None
 
 
+class DecodedPiece(Strict):
+    """A decoded stretch of an utterance (services/transcriber/types.py `Piece`), as stored."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+    compression_ratio: float = 1.0
+    words: list[tuple[float, float, str]] = []
+
+
+class EarlyResult(Strict):
+    """The value of keys.early(sid)[segment]: an early final's result and the audio it decoded."""
+
+    start: float
+    speech_start: float | None
+    speech_end: float | None
+    decode_len: int | None
+    took: float
+    pieces: list[DecodedPiece]
+
+
 class TranscriptRecord(Msg):
     """On the transcripts stream: a final transcript, for the alerts worker."""
 

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from services.transcriber.backends import LocalBackend
 from services.transcriber.worker import TranscriberWorker
 from services.vad.worker import VadWorker
+from shared import keys
 from shared.messages import (
     AudioChunk,
     AudioStop,
@@ -124,7 +125,11 @@ async def test_a_final_is_written_from_its_early_decode_and_only_when_it_holds(
         partials_stream="segments:partial:ef3t",
         transcripts_stream="transcripts:ef3t",
     )
-    worker = TranscriberWorker(s, r, LocalBackend(s))
+    # Two transcribers of the group: one reads the early finals, the other the finals, which it
+    # writes from the results the first stored (as with idle transcribers, see early.py).
+    backend = LocalBackend(s)
+    early_worker = TranscriberWorker(s, r, backend, consumer="ef3-early")
+    worker = TranscriberWorker(s, r, backend, consumer="ef3-final")
     used0, decoded0 = early_count("used"), early_count("decoded")
     spoiled = next(j for j in jobs if j.final and not j.early)  # its final's speech "went on"
     for job in (j for j in jobs if j.final):  # finals and early finals (partials would only cost time)
@@ -136,13 +141,15 @@ async def test_a_final_is_written_from_its_early_decode_and_only_when_it_holds(
         else:
             await r.hset(s.partials_key(job.sid), str(job.segment), job.rev)
             await xadd(r, s.partials_stream, job, 1000)
-        while await worker.run_once():
+        while await (worker if not job.early else early_worker).run_once():
             pass
     finals = await written_finals(r, s, "ef3")
     assert [e.segment for e in finals] == sorted({j.segment for j in jobs if j.final and not j.early})
     used, decoded = early_count("used") - used0, early_count("decoded") - decoded0
     assert decoded >= used >= len(finals) - 2  # all but the spoiled one (and the stop's)
     assert worker.done["early_used"] == used and worker.done["final"] == len(finals)
+    assert early_worker.done["early"] == decoded and worker.done["early"] == 0
+    assert not await r.exists(keys.early("ef3"))  # each result went with its segment's final
     truth = " ".join(u["text"] for u in load_lecture("lecture1").speech if u["end"] <= 29.0)
     text = " ".join(e.text for e in finals)
     assert word_errors(truth, text).wer < 0.35, text

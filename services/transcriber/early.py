@@ -1,54 +1,67 @@
-"""Early finals, the transcriber's half: results decoded from the VAD's early finals (an utterance as
-a pause of EARLY_FINAL_S would close it, services/vad/partials.py), kept until the final comes.
+"""Early finals' results, kept for their finals (README "Early finals").
 
-The final is the same utterance with the rest of the pause's padding after it when it starts at the
-same sample, its speech ends where the early one's did (speech did not resume in the pause) and it
-decodes as many samples (`decode_len`): then the early result is its result, and the final is
-written as soon as it is read. Otherwise it is decoded as usual and the early result is dropped.
-Results are kept in this process only, briefly: a final that another transcriber of the group reads
-is decoded there, as without early finals.
+An early final is the open utterance as a pause of EARLY_FINAL_S would close it
+(services/vad/partials.py). The transcriber that decodes it stores the result in Redis
+(`keys.early(sid)`, a hash of segment -> `EarlyResult`, gone after KEEP_S), so that whichever
+transcriber of the group reads the final finds it: with several idle transcribers, Redis hands the
+final to the one that has waited longest, which is seldom the one that just decoded the early final.
+
+The final takes the result when it decodes the same audio: it starts at the same sample, its speech
+ends where the early one's did (speech did not resume in the pause) and it decodes as many samples
+(`decode_len`). Then the final is written as soon as it is read. Otherwise it is decoded as usual.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import asdict
 
-from services.transcriber.types import Result
-from shared.messages import SegmentJob
+import redis.asyncio as aioredis
+
+from services.transcriber.types import Piece, Result
+from shared import keys
+from shared.messages import DecodedPiece, EarlyResult, SegmentJob
 
 KEEP_S = 30.0  # a final comes 0.25 s after its early one; far longer means it never will
-MAX_KEPT = 256
 
 
-def audio_of(job: SegmentJob) -> tuple:
+def audio_of(job: SegmentJob | EarlyResult) -> tuple:
     """What a final and its early final agree on when both decode the same audio."""
     return job.start, job.speech_start, job.speech_end, job.decode_len
 
 
-@dataclass
-class Early:
-    audio: tuple  # audio_of(the early final)
-    result: Result
-    took: float
-    at: float
-
-
 class EarlyFinals:
-    def __init__(self) -> None:
-        self.kept: dict[tuple[str, int], Early] = {}
+    def __init__(self, r: aioredis.Redis) -> None:
+        self.r = r
 
-    def keep(self, job: SegmentJob, result: Result, took: float) -> None:
-        now = time.monotonic()
-        for key in [k for k, e in self.kept.items() if now - e.at > KEEP_S]:
-            del self.kept[key]
-        while len(self.kept) >= MAX_KEPT:
-            del self.kept[next(iter(self.kept))]
-        self.kept[(job.sid, job.segment)] = Early(audio_of(job), result, took, now)
+    async def keep(self, job: SegmentJob, result: Result, took: float) -> None:
+        start, speech_start, speech_end, decode_len = audio_of(job)
+        pieces = [DecodedPiece(**asdict(p)) for p in result.pieces]
+        early = EarlyResult(
+            start=start,
+            speech_start=speech_start,
+            speech_end=speech_end,
+            decode_len=decode_len,
+            took=took,
+            pieces=pieces,
+        )
+        key = keys.early(job.sid)
+        async with self.r.pipeline(transaction=False) as pipe:
+            pipe.hset(key, str(job.segment), early.model_dump_json())
+            pipe.pexpire(key, int(KEEP_S * 1000))
+            await pipe.execute()
 
-    def take(self, job: SegmentJob) -> tuple[Result, float] | None:
+    async def take(self, job: SegmentJob) -> tuple[Result, float] | None:
         """The early result for this final, if there is one and it holds (see the module's doc)."""
-        early = self.kept.pop((job.sid, job.segment), None)
-        if early is None or early.audio != audio_of(job):
+        if job.decode_len is None:  # early finals are off at the VAD
             return None
-        return early.result, early.took
+        key, field = keys.early(job.sid), str(job.segment)
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hget(key, field)
+            pipe.hdel(key, field)
+            raw, _ = await pipe.execute()
+        if raw is None:
+            return None
+        early = EarlyResult.model_validate_json(raw)
+        if audio_of(early) != audio_of(job):
+            return None
+        return Result([Piece(**p.model_dump()) for p in early.pieces]), early.took

@@ -110,7 +110,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         self.backend = backend
         self.done = {"final": 0, "partial": 0, "stale": 0, "shed": 0, "early": 0, "early_used": 0}
         self.decoded: dict[tuple[str, int], tuple[Result, float]] = {}  # finals decoded as a batch
-        self.early_finals = EarlyFinals()  # results of early finals, for their finals (early.py)
+        self.early_finals = EarlyFinals(r)  # results of early finals, for their finals (early.py)
         self.sentences = SentenceCuts(settings, r, backend)  # sentence finals (sentences.py)
         self.shed_until = 0.0  # monotonic time until which partials are shed (finals are behind)
         self.q: Queue | None = None  # this turn's view of the finals waiting (fair sharing)
@@ -209,7 +209,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         except LanguageUnsupported:  # the final tells the session
             return
         took = time.perf_counter() - t0
-        self.early_finals.keep(job, result, took)
+        await self.early_finals.keep(job, result, took)
         self.done["early"] += 1
         log.info("sid=%s seg=%d early final rev=%d took_s=%.2f", job.sid, job.segment, job.rev, took)
         metrics.EARLY_FINALS.labels("decoded").inc()
@@ -266,7 +266,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
 
     async def decode(self, job: SegmentJob, prefix: str = "") -> tuple[list[Piece], int, float]:
         done = self.decoded.pop((job.sid, job.segment), None) if job.final else None
-        if done is None and job.final and (done := self.early_finals.take(job)) is not None:
+        if done is None and job.final and (done := await self.early_finals.take(job)) is not None:
             self.done["early_used"] += 1
             metrics.EARLY_FINALS.labels("used").inc()
         if done is not None:
