@@ -63,7 +63,7 @@ def decode_lecture(
         text = drop_doubled(" ".join(p.text.strip() for p in pieces))
         texts.append(text)
         if text:
-            heard.append((audio, text))
+            heard.append((decoded, text))  # as the transcriber keeps it (worker.decoded_pcm)
     return texts, took
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             took += t
             detector, received = Detector(), []
             for seg, (u, text) in enumerate(zip(cuts[lec.name], texts, strict=True)):
-                for a in detector.feed(seg, u.start / SAMPLE_RATE, text):
+                for a in detector.feed(seg, u.start / SAMPLE_RATE, text, u.continues):
                     received.append(ReceivedAlert(a.category, a.start, a.text, seg))
             received += [ReceivedAlert(a.category, a.start, a.text, a.segment) for a in detector.flush()]
             score = match_alerts(lec.alerts, received)

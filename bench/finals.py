@@ -56,10 +56,16 @@ def cut(lecture: Lecture) -> list[Utterance]:
     cfg = SegmenterConfig.from_settings(v)
     vad, seg = StreamingVad(load_model(v.vad_model_path)), Segmenter(cfg)
     out: list[Utterance] = []
+    went_on: dict[int, bool] = {}
     for i in range(0, len(lecture.pcm), FRAME):
         pcm = lecture.pcm[i : i + FRAME]
         out += seg.push(pcm, vad.push(pcm.astype(np.float32) / 32768.0))
-    return out + seg.flush()
+        went_on.update(seg.take_joins())
+    out += seg.flush()
+    went_on.update(seg.take_joins())
+    for u in out:  # as the transcriber tells the alerts: closed in a short pause and speech went on
+        u.continues = went_on.get(u.index, False)
+    return out
 
 
 @dataclass

@@ -118,6 +118,13 @@ def heard(sid: str) -> str:
     return f"heard:{sid}"
 
 
+def joins(sid: str) -> str:
+    """Hash: segment -> "1" when the speaker went on right after the short pause that closed it (run-on
+    speech), "0" when the pause lasted VAD_MIN_SILENCE_S after all (services/vad/segmenter.py); the
+    transcriber tells the alerts with the final (`continues`). A short TTL."""
+    return f"joins:{sid}"
+
+
 def early(sid: str) -> str:
     """Hash: segment -> an early final's decoded result (JSON `EarlyResult`), for whichever
     transcriber reads the final (services/transcriber/early.py); a short TTL."""

@@ -231,6 +231,9 @@ class SegmentJob(Msg):
     # Finals with early finals on: only this many samples are decoded, the audio its early final had,
     # so that a final decodes the same audio whether or not its early final was decoded in time.
     decode_len: int | None = None
+    # Finals closed in a short pause of run-on speech or split mid-speech (services/vad/segmenter.py):
+    # the next final may hold the rest of this one's last sentence (keys.joins says if speech went on).
+    continues: bool = False
 
 
 class DecodedPiece(Strict):
@@ -263,6 +266,7 @@ class TranscriptRecord(Msg):
     sid: str
     transcript: TranscriptEvent
     config: SessionConfig
+    continues: bool = False  # closed in a short pause and the speaker went on (keys.joins)
 
 
 class VadDone(Msg):

@@ -130,6 +130,18 @@ class GatewaySettings(CommonSettings):
         return v
 
 
+def parse_pauses(v: Any) -> Any:
+    """ "after:pause,after:pause" (seconds) or a JSON list of pairs, as a list of (after, pause)."""
+    if isinstance(v, str):
+        if v.strip().startswith("["):
+            return json.loads(v)
+        pairs = [p.split(":") for p in v.replace(" ", "").split(",") if p]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"expected 'after:pause,...' in seconds, got {v!r}")
+        return [(float(a), float(b)) for a, b in pairs]
+    return v
+
+
 class VadSettings(CommonSettings):
     vad_model_path: str | None = None  # default: the Silero v6 ONNX inside faster-whisper
     vad_threshold: float = 0.5
@@ -138,6 +150,9 @@ class VadSettings(CommonSettings):
     vad_pad_s: float = 0.3
     vad_min_speech_s: float = 0.25
     vad_max_utterance_s: float = 20.0
+    # Run-on speech (services/vad/segmenter.py): "3:0.1,6:0.064" = once an utterance is 3 s long a
+    # 0.1 s pause closes it, from 6 s on a 0.064 s one. Empty: every pause lasts VAD_MIN_SILENCE_S.
+    vad_short_pauses: Annotated[list[tuple[float, float]], NoDecode] = [(3.0, 0.1), (6.0, 0.064)]
     partials: bool = True  # send growing utterances for partial results
     vad_lease_s: float = 5.0  # a dead VAD's sessions are taken over within about this long
     vad_idle_timeout_s: float = 120.0  # a session with no audio this long is ended (its client is gone)
@@ -151,6 +166,11 @@ class VadSettings(CommonSettings):
     voice_window_threshold: float = 0.55  # a 1-s window below: a candidate change of speaker
     voice_min_run: int = 2  # windows a change of speaker must last inside an utterance
     keep_audio: bool = True  # keep each lecture's audio as Ogg Opus in DATA_DIR/audio
+
+    @field_validator("vad_short_pauses", mode="before")
+    @classmethod
+    def _parse_pauses(cls, v: Any) -> Any:
+        return parse_pauses(v)
 
 
 class TranscriberSettings(CommonSettings):

@@ -96,3 +96,26 @@ async def test_a_held_sentence_is_flushed_at_the_end(redis_url: str) -> None:
     evs = await events(r, s, "held")
     assert [e.type for e in evs] == ["alert", "alerts_done"] and evs[0].category == "quiz"
     await r.aclose()
+
+
+async def test_a_final_that_continues_is_read_with_the_next_one(redis_url: str) -> None:
+    """Finals the VAD closed in a short pause of run-on speech carry `continues`, through the worker's
+    buffer (out of order here) to the detector: "Your final exam." + "Is on December ninth." is one
+    exam alert, dated; without the flag the period ends the first and neither alerts with a date."""
+    s = AlertsSettings(redis_url=redis_url)
+    r = aioredis.Redis.from_url(redis_url)
+    got = {}
+    for continues in (True, False):
+        sid = f"alerts-test-{next(_ids)}"
+        worker = AlertsWorker(s, r)
+        for seg, text in reversed(list(enumerate(["Your final exam.", "Is on December ninth."]))):
+            t = TranscriptEvent(segment=seg, start=seg * 2.0, end=seg * 2.0 + 2, text=text, final=True)
+            rec = TranscriptRecord(sid=sid, transcript=t, config=CONFIG, continues=continues and seg == 0)
+            await worker.handle(s.transcripts_stream, rec)
+        await worker.handle(s.transcripts_stream, VadDone(sid=sid, segments=2))
+        got[continues] = [
+            (a.category, a.date, a.segment) for a in await events(r, s, sid) if isinstance(a, AlertEvent)
+        ]
+    await r.aclose()
+    assert got[True] == [("exam", "2026-12-09", 0)]
+    assert all(date is None for _, date, _ in got[False])

@@ -217,6 +217,22 @@ def test_cross_segment_cases(texts: list[str], expected: list[tuple[str, str | N
     assert [(a.category, a.date, a.time) for a in found] == expected
 
 
+def test_a_final_cut_in_a_short_pause_is_read_with_the_next_although_it_ends_in_a_period() -> None:
+    """Run-on speech closed at short pauses (VAD_SHORT_PAUSES): Whisper ends each piece with a period.
+    A piece that `continues` and has a trigger without a date is held and read with the next one;
+    the same pieces from pauses that ended the speaker's sentence are separate sentences."""
+    pieces = ["The midterm.", "Which covers chapters one to four.", "Is on March 14th."]
+    det, found = Detector(now=NOW), []
+    for i, text in enumerate(pieces):
+        found += det.feed(i, 2.0 * i, text, continues=True)
+    found += det.flush()
+    assert [(a.segment, a.start, a.category, a.date) for a in found] == [(0, 0.0, "exam", "2026-03-14")]
+    assert feed_all(Detector(now=NOW), pieces) == []
+    # a piece with its date is alerted at once, continuing or not
+    (quiz,) = Detector(now=NOW).feed(0, 0.0, "Next week there is a pop quiz on chapter 4.", True)
+    assert (quiz.category, quiz.date) == ("quiz", "2026-03-09")
+
+
 def test_restatement_is_not_repeated() -> None:
     found = feed_all(
         Detector(now=NOW),

@@ -12,67 +12,22 @@ from prometheus_client import REGISTRY
 
 from services.transcriber.backends import LocalBackend
 from services.transcriber.worker import TranscriberWorker
-from services.vad.worker import VadWorker
 from shared import keys
 from shared.messages import (
-    AudioChunk,
-    AudioStop,
-    SegmentJob,
-    SessionConfig,
-    SessionOpened,
     TranscriptEvent,
     from_fields,
 )
-from shared.settings import TranscriberSettings, VadSettings
+from shared.settings import TranscriberSettings
 from shared.streams import xadd
 from testkit.truth import read_wav
 from testkit.wer import word_errors
 from tests.util import DATA, load_lecture
+from tests.vad_util import stream_through_vad, vad_settings
 
 SR = 16000
-FRAME = 1600  # 0.1 s, as the gateway writes them
-
-
-def vad_settings(redis_url: str, tag: str, **kw: float) -> VadSettings:
-    return VadSettings(
-        redis_url=redis_url,
-        sessions_stream=f"sessions:{tag}",
-        segments_stream=f"segments:{tag}",
-        partials_stream=f"segments:partial:{tag}",
-        transcripts_stream=f"transcripts:{tag}",
-        audio_prefix=f"audio:{tag}:",
-        keep_audio=False,
-        block_ms=5,
-        **kw,
-    )
-
-
-async def stream_through_vad(
-    r: aioredis.Redis, s: VadSettings, sid: str, pcm: np.ndarray
-) -> list[SegmentJob]:
-    """Live pacing: one 0.1 s frame, then the VAD's turns until it has heard it. Every job written
-    to the finals and partials streams, in the order written."""
-    w = VadWorker(s, r, consumer=f"vad-{sid}")
-    await xadd(r, s.sessions_stream, SessionOpened(sid=sid, config=SessionConfig()), 1000)
-    seq = 0
-    for i in range(0, len(pcm), FRAME):
-        await xadd(r, s.audio_key(sid), AudioChunk(seq=seq, pcm=pcm[i : i + FRAME].tobytes()), 100_000)
-        seq += 1
-        for _ in range(20):
-            await w.run_once()
-            if sid in w.sessions and w.sessions[sid].samples >= min(i + FRAME, len(pcm)):
-                break
-        else:
-            raise AssertionError("the VAD did not hear the frame")
-    await xadd(r, s.audio_key(sid), AudioStop(seq=seq), 1000)
-    for _ in range(20):
-        await w.run_once()
-        if sid not in w.sessions:
-            break
-    jobs = []
-    for stream in (s.segments_stream, s.partials_stream):
-        jobs += [(i, m) for i, f in await r.xrange(stream) if isinstance(m := from_fields(f), SegmentJob)]
-    return [m for _, m in sorted(jobs, key=lambda j: tuple(map(int, j[0].split(b"-"))))]
+# Every pause closes at VAD_MIN_SILENCE_S here (no short pauses): each closing pause of lecture1 is
+# then one that can have its early final (a short pause closes a final as early as one is sent).
+LONG_PAUSES: dict = {"vad_short_pauses": []}
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +39,7 @@ async def test_each_pause_sends_its_utterance_once_as_the_final_will_be(
     redis_url: str, lecture_start: np.ndarray
 ) -> None:
     r = aioredis.Redis.from_url(redis_url)
-    jobs = await stream_through_vad(r, vad_settings(redis_url, "ef1"), "ef1", lecture_start)
+    jobs = await stream_through_vad(r, vad_settings(redis_url, "ef1", **LONG_PAUSES), "ef1", lecture_start)
     finals = [j for j in jobs if j.final and not j.early]
     assert len(finals) >= 4
     matched = 0
@@ -103,7 +58,9 @@ async def test_each_pause_sends_its_utterance_once_as_the_final_will_be(
         for other in (j for j in mine if j.early and j is not e):
             assert any(j.rev > other.rev and not j.early for j in mine)
     assert matched >= len(finals) - 1
-    off = await stream_through_vad(r, vad_settings(redis_url, "ef2", early_final_s=0), "ef2", lecture_start)
+    off = await stream_through_vad(
+        r, vad_settings(redis_url, "ef2", early_final_s=0, **LONG_PAUSES), "ef2", lecture_start
+    )
     assert not any(j.early for j in off)
     assert [(j.start, j.end, j.pcm) for j in off if j.final] == [(f.start, f.end, f.pcm) for f in finals]
 
@@ -116,7 +73,7 @@ async def test_a_final_is_written_from_its_early_decode_and_only_when_it_holds(
     redis_url: str, lecture_start: np.ndarray
 ) -> None:
     r = aioredis.Redis.from_url(redis_url)
-    jobs = await stream_through_vad(r, vad_settings(redis_url, "ef3"), "ef3", lecture_start)
+    jobs = await stream_through_vad(r, vad_settings(redis_url, "ef3", **LONG_PAUSES), "ef3", lecture_start)
     # The transcriber reads what the VAD wrote, in the order it came
     s = TranscriberSettings(
         redis_url=redis_url,

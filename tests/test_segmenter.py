@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import wave
 
@@ -10,9 +11,12 @@ import pytest
 
 from services.vad.segmenter import Segmenter, SegmenterConfig
 from services.vad.silero import WINDOW, StreamingVad, load_model
+from shared.settings import VadSettings
 from tests.util import DATA
 
-CFG = SegmenterConfig(threshold=0.5, neg_threshold=0.35, min_silence_s=0.4, pad_s=0.2, min_speech_s=0.25)
+CFG = SegmenterConfig(
+    threshold=0.5, neg_threshold=0.35, min_silence_s=0.4, pad_s=0.2, min_speech_s=0.25, short_pauses=[]
+)
 SR = 16000
 
 
@@ -98,6 +102,57 @@ def test_short_pause_does_not_cut() -> None:
     assert utts[0].end - utts[0].start > 2.2 * SR
 
 
+SHORT = SegmenterConfig(min_silence_s=0.4, pad_s=0.2, short_pauses=[(3.0, 0.1), (6.0, 0.064)])
+
+
+def test_a_long_utterance_closes_in_a_short_pause() -> None:
+    """Run-on speech: 0.15 s pauses after 1 and 3.7 s of speech, then a 2-window dip 6.5 s later. The
+    first pause is too early to close anything; the second closes the utterance 0.1 s into it (4
+    windows), the dip closes the next one, which had run 6 s by then. Nothing lost between them,
+    nothing in two."""
+    speech = [(0.9, 1.0), (0.1, 0.15), (0.9, 2.5), (0.1, 0.15), (0.9, 6.5), (0.2, 0.064)]
+    probs = pattern((0.0, 0.5), *speech, (0.9, 1.0), (0.0, 1.0))
+    utts = run(probs, SHORT, chunk_windows=1)
+    pause2 = (windows(0.5) + windows(1.0) + windows(0.15) + windows(2.5)) * WINDOW
+    assert len(utts) == 3
+    assert utts[0].speech_end == pause2 and utts[0].end == pause2 + 4 * WINDOW
+    assert utts[1].start == utts[0].end  # the rest of the pause is the next one's padding
+    assert utts[1].speech_end is not None and utts[1].end - utts[1].speech_end == 2 * WINDOW
+    assert utts[2].start == utts[1].end
+    assert [u.continues for u in utts] == [True, True, False]  # the last closed in a long pause
+    assert run(probs, CFG) and len(run(probs, CFG)) == 1  # without short pauses: one utterance
+
+
+def test_a_short_pause_close_learns_whether_the_speaker_went_on() -> None:
+    """A 4 s utterance closes 0.1 s into each pause; whether speech came back before 0.4 s (run-on) or
+    not (a real pause) is known from the windows after, in `take_joins`, and survives a checkpoint."""
+    probs = pattern((0.0, 0.5), (0.9, 4.0), (0.1, 0.2), (0.9, 4.0), (0.1, 1.0), (0.9, 1.0), (0.0, 1.0))
+    pcm = np.repeat(np.arange(len(probs), dtype=np.int16), WINDOW)
+    seg, utts, joins = Segmenter(SHORT), [], []
+    for i, p in enumerate(probs):
+        utts += seg.push(pcm[i * WINDOW : (i + 1) * WINDOW], np.array([p]))
+        if i == windows(4.5) + 5:  # in the first pause, after its close: not known yet
+            assert utts and seg.take_joins() == [] and seg.pending_join is not None
+            meta, buf = seg.state()
+            seg = Segmenter.from_state(SHORT, json.loads(json.dumps(meta)), buf)
+        joins += seg.take_joins()
+    utts += seg.flush()
+    joins += seg.take_joins()
+    assert [u.continues for u in utts] == [True, True, False]
+    assert joins == [(0, True), (1, False)]
+
+
+def test_short_pauses_parse_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VAD_SHORT_PAUSES", "3:0.1, 6:0.064")
+    assert VadSettings().vad_short_pauses == [(3.0, 0.1), (6.0, 0.064)]
+    assert SegmenterConfig.from_settings(VadSettings()).short_pauses == [(3.0, 0.1), (6.0, 0.064)]
+    monkeypatch.setenv("VAD_SHORT_PAUSES", "")
+    assert VadSettings().vad_short_pauses == []
+    monkeypatch.setenv("VAD_SHORT_PAUSES", "3:0.1,6")
+    with pytest.raises(ValueError, match="after:pause"):
+        VadSettings()
+
+
 def test_uncertain_probabilities_between_thresholds_keep_the_utterance_open() -> None:
     utts = run(pattern((0.0, 0.5), (0.9, 0.5), (0.4, 1.0), (0.9, 0.5), (0.0, 1.0)))
     assert len(utts) == 1
@@ -112,7 +167,7 @@ def test_silence_and_noise_give_nothing() -> None:
 
 
 def test_long_utterance_is_split_at_its_quietest_window() -> None:
-    cfg = SegmenterConfig(max_utterance_s=4.0, min_silence_s=0.4, pad_s=0.2)
+    cfg = SegmenterConfig(max_utterance_s=4.0, min_silence_s=0.4, pad_s=0.2, short_pauses=[])
     probs = pattern((0.0, 0.5), (0.9, 2.6)) + [0.36] + pattern((0.9, 3.0), (0.0, 1.0))
     dip = windows(0.5) + windows(2.6)
     utts = run(probs, cfg)
@@ -120,6 +175,7 @@ def test_long_utterance_is_split_at_its_quietest_window() -> None:
     assert utts[0].end == dip * WINDOW + WINDOW // 2
     assert utts[1].start == utts[0].end  # contiguous: nothing lost, nothing twice
     assert all(len(u.audio) <= 4.0 * SR + WINDOW for u in utts)
+    assert [u.continues for u in utts] == [True, False]  # split mid-speech, then a pause
 
 
 def test_flush_closes_the_open_utterance() -> None:
@@ -141,21 +197,28 @@ def read_wav(path) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), np.int16)
 
 
-def silero_utterances(pcm: np.ndarray, frame: int = 1600) -> list:
-    vad, seg, out = StreamingVad(load_model()), Segmenter(SegmenterConfig()), []
+def silero_utterances(pcm: np.ndarray, frame: int = 1600, cfg: SegmenterConfig | None = None) -> list:
+    vad, seg, out = StreamingVad(load_model()), Segmenter(cfg or SegmenterConfig()), []
     for i in range(0, len(pcm), frame):
         chunk = pcm[i : i + frame]
         out += seg.push(chunk, vad.push(chunk.astype(np.float32) / 32768))
     return out + seg.flush()
 
 
-def test_real_speech_between_silences_is_one_utterance() -> None:
+def test_real_speech_between_silences_is_one_utterance_or_pieces_of_it() -> None:
+    """One read sentence of 7 s ("Printing, then, for our purpose, ..."): one utterance when every
+    pause must last 0.4 s; with the default short pauses, pieces cut in its pauses after 3 s, end to
+    end, over the same audio, each but the last marked as going on."""
     speech = read_wav(DATA / "real" / "LJ001-0009.wav")
     pcm = np.concatenate([np.zeros(SR, np.int16), speech, np.zeros(SR, np.int16)])
-    utts = silero_utterances(pcm)
-    assert len(utts) == 1
-    assert 0.5 * SR <= utts[0].start <= 1.1 * SR
-    assert utts[0].end >= SR + len(speech) - 0.3 * SR
+    (utt,) = silero_utterances(pcm, cfg=SegmenterConfig(short_pauses=[]))
+    assert 0.5 * SR <= utt.start <= 1.1 * SR
+    assert utt.end >= SR + len(speech) - 0.3 * SR
+    pieces = silero_utterances(pcm)
+    assert len(pieces) > 1 and all(len(p.audio) > 2.5 * SR for p in pieces[:-1])
+    assert (pieces[0].start, pieces[-1].end) == (utt.start, utt.end)
+    assert all(a.end == b.start for a, b in itertools.pairwise(pieces))
+    assert [p.continues for p in pieces] == [True] * (len(pieces) - 1) + [False]
 
 
 @pytest.mark.parametrize("kind", ["white", "hum", "silence"])

@@ -53,6 +53,7 @@ def settings(redis_url: str) -> VadSettings:
         keep_audio=False,
         block_ms=5,
         vad_lease_s=30,
+        vad_short_pauses=[],  # the cut alone closes the paragraph's utterance (not its short pauses)
     )
 
 

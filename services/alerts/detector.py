@@ -90,6 +90,7 @@ class _Unit:
     segment: int
     start: float
     text: str
+    continues: bool = False  # held from a final that may go on in the next one (a short pause)
 
 
 @dataclass
@@ -122,8 +123,11 @@ class Detector:
 
     # -- public --------------------------------------------------------------------------------
 
-    def feed(self, segment: int, start: float, text: str) -> list[AlertEvent]:
-        """Alerts for one final transcript segment (segments in order; a replayed one is ignored)."""
+    def feed(self, segment: int, start: float, text: str, continues: bool = False) -> list[AlertEvent]:
+        """Alerts for one final transcript segment (segments in order; a replayed one is ignored).
+        `continues`: the speaker went on after a short pause that closed this segment (run-on speech),
+        so its last sentence may go on in the next segment although Whisper ended it with a period
+        ("The midterm." + "Is on March 3rd.")."""
         if segment <= self._mem.last_segment:
             return []
         self._mem.last_segment = segment
@@ -131,8 +135,9 @@ class Detector:
             return []
         units = [_Unit(segment, start, s) for s in split_sentences(text)]
         units = self._join_pending(segment, units)
-        if units and self._should_hold(units[-1].text):
+        if units and self._should_hold(units[-1].text, continues):
             self._mem.pending = units.pop()
+            self._mem.pending.continues = continues
         return self._alerts(units)
 
     def flush(self) -> list[AlertEvent]:
@@ -179,14 +184,19 @@ class Detector:
         pending, self._mem.pending = self._mem.pending, None
         if pending is None:
             return units
-        if units and segment - pending.segment <= MAX_JOIN_GAP and _continues(pending.text, units[0].text):
+        if (
+            units
+            and segment - pending.segment <= MAX_JOIN_GAP
+            and (pending.continues or _continues(pending.text, units[0].text))
+        ):
             units[0] = _Unit(pending.segment, pending.start, f"{pending.text} {units[0].text}")
             return units
         return [pending, *units]
 
-    def _should_hold(self, sentence: str) -> bool:
-        """An unfinished last sentence: no final punctuation, and dangling or a trigger without a date."""
-        if TERMINAL.search(sentence) or len(sentence.split()) > MAX_PENDING_WORDS:
+    def _should_hold(self, sentence: str, continues: bool = False) -> bool:
+        """An unfinished last sentence: no final punctuation (or the segment `continues`), and dangling
+        or a trigger without a date."""
+        if len(sentence.split()) > MAX_PENDING_WORDS or (TERMINAL.search(sentence) and not continues):
             return False
         norm = normalize(sentence)
         if DANGLING.search(norm):

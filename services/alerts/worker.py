@@ -50,7 +50,8 @@ class AlertsWorker(StreamWorker[AlertsSettings]):
     async def handle(self, stream: str, msg: Msg) -> None:
         if isinstance(msg, TranscriptRecord):
             seg = msg.transcript.segment
-            fields = {f"buf:{seg}": msg.transcript.model_dump_json(), "config": msg.config.model_dump_json()}
+            buf = {**msg.transcript.model_dump(mode="json"), "continues": msg.continues}
+            fields = {f"buf:{seg}": json.dumps(buf), "config": msg.config.model_dump_json()}
             await self.r.hset(keys.alerts_state(msg.sid), mapping=fields)
             await self.advance(msg.sid)
         elif isinstance(msg, VadDone):
@@ -91,7 +92,10 @@ class AlertsWorker(StreamWorker[AlertsSettings]):
             t = json.loads(h[f"buf:{nxt}"])
             if t["text"] and t.get("speaker") != "other":  # voice lock: others announce nothing
                 det = det or self.detector(h)
-                alerts += await asyncio.to_thread(det.feed, nxt, t["start"], t["text"])  # may call a model
+                # may call a model
+                alerts += await asyncio.to_thread(
+                    det.feed, nxt, t["start"], t["text"], t.get("continues", False)
+                )
             fed.append(f"buf:{nxt}")
             nxt += 1
         done = "expected" in h and nxt >= int(h["expected"])

@@ -15,7 +15,10 @@ import redis.asyncio as aioredis
 from shared import keys
 from shared.messages import SAMPLE_RATE
 
-GAP_S = 0.3  # silence put after each earlier utterance, as between two utterances of speech
+# Silence put after each earlier utterance, as between two utterances of speech. Each is kept as it
+# was decoded, up to EARLY_FINAL_S (0.1 s) into its pause: whether the VAD closed it there (a short
+# pause, VAD_SHORT_PAUSES) or 0.4 s in, the context is the same.
+GAP_S = 0.5
 KEEP = 8  # utterances kept per session (the budget in seconds decides how many are used)
 TTL_S = 120  # a session silent this long starts again without context
 WINDOW_S = 28.0  # Whisper hears 30 s: context + utterance + a little tail

@@ -43,6 +43,11 @@ log = logging.getLogger(__name__)
 STATE_TTL_S = 6 * 3600
 
 
+def decoded_pcm(job: SegmentJob) -> bytes:
+    """The int16 audio a final decodes: all of it, or the audio its early final had (`decode_len`)."""
+    return job.pcm if job.decode_len is None else job.pcm[: 2 * job.decode_len]
+
+
 def build_prompt(lecture_prompt: str, session_prompt: str, keywords: list[str], recent: str = "") -> str:
     """Lecture prompt, the session's own prompt and keywords, then the end of its recent text."""
     parts = [lecture_prompt.strip(), session_prompt.strip()]
@@ -215,7 +220,7 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         metrics.EARLY_FINALS.labels("decoded").inc()
 
     async def request(self, job: SegmentJob, prefix: str = "") -> Request:
-        pcm = job.pcm if job.decode_len is None else job.pcm[: 2 * job.decode_len]  # as its early final
+        pcm = decoded_pcm(job)
         audio = np.frombuffer(pcm, np.int16).astype(np.float32) / 32768.0
         recent = ""
         if self.settings.prompt_context_chars:
@@ -301,13 +306,16 @@ class TranscriberWorker(StreamWorker[TranscriberSettings]):
         event = TranscriptEvent(
             segment=job.segment, start=start, end=end, text=text, final=True, speaker=job.speaker, words=words
         )
-        record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config)
+        # Closed in a short pause: did the speaker go on? (the VAD knows 0.3 s later; this decode took
+        # longer, so it almost always knows by now; not yet: taken as a pause, the old reading)
+        went_on = job.continues and await self.r.hget(keys.joins(job.sid), str(job.segment)) == b"1"
+        record = TranscriptRecord(sid=job.sid, transcript=event, config=job.config, continues=went_on)
         async with self.r.pipeline(transaction=True) as pipe:
             stage(pipe, self.settings.events_key(job.sid), event, self.settings.stream_maxlen)
             stage(pipe, self.settings.transcripts_stream, record, self.settings.stream_maxlen)
             pipe.hdel(keys.agreement(job.sid), str(job.segment))
             if self.in_context(job) and job.speaker != "other":
-                context.save(pipe, job.sid, job.segment, job.pcm, text)
+                context.save(pipe, job.sid, job.segment, decoded_pcm(job), text)
             if text and self.settings.prompt_context_chars:
                 pipe.append(keys.context(job.sid), " " + text)
                 pipe.expire(keys.context(job.sid), STATE_TTL_S)

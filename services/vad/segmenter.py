@@ -1,13 +1,15 @@
 """Cutting a session's audio into utterances from per-window speech probabilities.
 
 An utterance starts when a window's probability reaches `threshold`, ends once the probability has
-stayed under `neg_threshold` for `min_silence_s`, keeps `pad_s` of audio on both sides, and is split
-at its quietest window when it grows past `max_utterance_s` (or, asked by the transcriber, near a
-sentence's end: `cut_near`). Bursts with less than `min_speech_s` of
-speech are dropped. Audio outside utterances is never emitted. All positions are in samples of
-session audio (16 kHz), counted from the session's first sample. An utterance also says where the
-VAD heard its speech begin and end inside the padding (`speech_start`, `speech_end`), when it did:
-not for a side that was cut in the middle of speech.
+stayed under `neg_threshold` for `min_silence_s` (or, once it is long, for the shorter pause of
+`short_pauses`: run-on speech; whether the speaker then went on is known `min_silence_s` into the
+pause, in `take_joins`), keeps `pad_s` of audio on both sides (never reaching back into the
+utterance before it), and is split at its quietest window when it grows past `max_utterance_s`
+(or, asked by the transcriber, near a sentence's end: `cut_near`). Bursts with less than
+`min_speech_s` of speech are dropped. Audio outside utterances is never emitted. All positions are
+in samples of session audio (16 kHz), counted from the session's first sample. An utterance also
+says where the VAD heard its speech begin and end inside the padding (`speech_start`,
+`speech_end`), when it did: not for a side that was cut in the middle of speech.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class SegmenterConfig:
     pad_s: float = _vad_default("pad_s")
     min_speech_s: float = _vad_default("min_speech_s")
     max_utterance_s: float = _vad_default("max_utterance_s")
+    # (utterance length, pause that closes it from then on), seconds: run-on speech's short pauses
+    short_pauses: list[tuple[float, float]] = field(
+        default_factory=lambda: list(_vad_default("short_pauses"))
+    )
 
     @classmethod
     def from_settings(cls, settings: VadSettings) -> SegmenterConfig:
@@ -49,6 +55,9 @@ class Utterance:
     audio: np.ndarray  # int16
     speech_start: int | None = None  # first speech window (None: the audio begins mid-speech, a cut)
     speech_end: int | None = None  # first window of the closing silence (None: ends mid-speech)
+    # Closed in a short pause of run-on speech, or split mid-speech at max_utterance_s: what the
+    # speaker says next may be the rest of its last sentence (the alerts read the two together).
+    continues: bool = False
 
     @property
     def end(self) -> int:
@@ -69,6 +78,11 @@ class Segmenter:
     speech_start: int = 0
     onset: int | None = None  # where the open utterance's speech began (None: it began at a cut)
     silence_since: int | None = None  # sample where the current pause began
+    closed_at: int = 0  # where the last emitted utterance ended: the next one's padding starts no earlier
+    # [utterance index, pause start] of an utterance closed in a short pause, until it is known
+    # whether the speaker went on before VAD_MIN_SILENCE_S; then (index, went on) is in `joins`.
+    pending_join: list[int] | None = None
+    joins: list[tuple[int, bool]] = field(default_factory=list)
 
     def _s(self, seconds: float) -> int:
         return int(round(seconds * SAMPLE_RATE))
@@ -105,8 +119,17 @@ class Segmenter:
         """Where the audio of an early final `pause_s` into the pause starting at `pause` ends."""
         return pause + min(self._s(pause_s), self._s(self.cfg.pad_s))
 
+    def take_joins(self) -> list[tuple[int, bool]]:
+        """(utterance index, whether speech went on right after it) for the utterances marked
+        `continues`, as they became known since the last call."""
+        joins, self.joins = self.joins, []
+        return joins
+
     def flush(self) -> list[Utterance]:
         """End of audio: close the open utterance, if it holds enough speech."""
+        if self.pending_join is not None:
+            self.joins.append((self.pending_join[0], False))
+            self.pending_join = None
         if self.utt_start is None:
             return []
         end = self.buf_start + len(self.buf)
@@ -118,10 +141,15 @@ class Segmenter:
         w_start = self.windows_done * WINDOW
         w_end = w_start + WINDOW
         self.windows_done += 1
+        if self.pending_join is not None:
+            index, pause = self.pending_join
+            if p >= self.cfg.threshold or w_end - pause >= self._s(self.cfg.min_silence_s):
+                self.joins.append((index, p >= self.cfg.threshold))
+                self.pending_join = None
         if self.utt_start is None:
             if p < self.cfg.threshold:
                 return []
-            self.utt_start = max(self.buf_start, w_start - self._s(self.cfg.pad_s))
+            self.utt_start = max(self.buf_start, self.closed_at, w_start - self._s(self.cfg.pad_s))
             self.speech_start = self.onset = w_start
             self.silence_since = None
             self.probs = []
@@ -130,16 +158,29 @@ class Segmenter:
             self.silence_since = None
         elif p < self.cfg.neg_threshold and self.silence_since is None:
             self.silence_since = w_start
-        if self.silence_since is not None and w_end - self.silence_since >= self._s(self.cfg.min_silence_s):
+        if self.silence_since is not None and w_end - self.silence_since >= (need := self._min_silence()):
             end = min(w_end, self.silence_since + self._s(self.cfg.pad_s))
-            return self._close(end, self.silence_since)
+            return self._close(end, self.silence_since, continues=need < self._s(self.cfg.min_silence_s))
         if w_end - self.utt_start > self._s(self.cfg.max_utterance_s):
             return self._split()
         return []
 
-    def _close(self, end: int, speech_end: int | None) -> list[Utterance]:
+    def _min_silence(self) -> int:
+        """The pause that closes the open utterance: `min_silence_s`, or the shortest pause of
+        `short_pauses` whose length the utterance had reached when this pause began. A lecturer who
+        runs sentences together leaves pauses of 0.05-0.2 s between them, and the longer an
+        utterance has gone on, the more a final waiting for a long pause costs."""
+        assert self.utt_start is not None and self.silence_since is not None
+        held = self.silence_since - self.utt_start
+        pause = self.cfg.min_silence_s
+        for after, short in self.cfg.short_pauses:
+            if held >= self._s(after):
+                pause = min(pause, short)
+        return self._s(pause)
+
+    def _close(self, end: int, speech_end: int | None, continues: bool = False) -> list[Utterance]:
         """Emit the open utterance as audio up to `end`; `speech_end`: where its silence began (None:
-        the audio ended while speech went on)."""
+        the audio ended while speech went on); `continues`: closed in a short pause."""
         start = self.utt_start
         assert start is not None
         self.utt_start = None
@@ -148,14 +189,17 @@ class Segmenter:
         if last_speech - self.speech_start < self._s(self.cfg.min_speech_s):
             return []
         audio = self.buf[start - self.buf_start : end - self.buf_start].copy()
-        utt = Utterance(self.next_index, start, audio, self.onset, speech_end)
+        utt = Utterance(self.next_index, start, audio, self.onset, speech_end, continues)
+        if continues and speech_end is not None:
+            self.pending_join = [utt.index, speech_end]
         self.next_index += 1
+        self.closed_at = end
         return [utt]
 
     def _split(self) -> list[Utterance]:
         """Cut a too-long utterance at its quietest window in the second half; keep the rest open."""
         half = len(self.probs) // 2
-        return self._cut_at(half + int(np.argmin(self.probs[half:])))
+        return self._cut_at(half + int(np.argmin(self.probs[half:])), continues=True)
 
     def cut_near(self, at: int, before: int, after: int, min_len: int) -> list[Utterance]:
         """Close the open utterance in its quietest window (least energy) within `before` samples
@@ -174,15 +218,18 @@ class Segmenter:
         energy = np.square(a).reshape(w_hi - w_lo, WINDOW).mean(axis=1)
         return self._cut_at(w_lo + int(np.argmin(energy)) - first_window)
 
-    def _cut_at(self, quiet: int) -> list[Utterance]:
+    def _cut_at(self, quiet: int, continues: bool = False) -> list[Utterance]:
         """Close the open utterance in the middle of its window `quiet` (an index into `probs`); the
-        rest, from that sample on, stays open as the next utterance: no sample in both, none lost."""
+        rest, from that sample on, stays open as the next utterance: no sample in both, none lost.
+        `continues`: a split of a long utterance, not a sentence's end."""
         assert self.utt_start is not None
         first_window = self.windows_done - len(self.probs)
         cut = (first_window + quiet) * WINDOW + WINDOW // 2
         start = self.utt_start
         audio = self.buf[start - self.buf_start : cut - self.buf_start].copy()
-        utt = Utterance(self.next_index, start, audio, self.onset)
+        utt = Utterance(self.next_index, start, audio, self.onset, continues=continues)
+        if continues:
+            self.joins.append((utt.index, True))  # cut mid-speech: the speaker goes on
         self.next_index += 1
         self.utt_start = cut
         self.speech_start = cut
@@ -211,6 +258,9 @@ class Segmenter:
             "speech_start": self.speech_start,
             "onset": self.onset,
             "silence_since": self.silence_since,
+            "closed_at": self.closed_at,
+            "pending_join": self.pending_join,
+            "joins": self.joins,
         }
         return meta, self.buf.tobytes()
 
@@ -219,5 +269,6 @@ class Segmenter:
         seg = cls(cfg)
         for key, value in meta.items():
             setattr(seg, key, value)
+        seg.joins = [(int(i), bool(j)) for i, j in seg.joins]
         seg.buf = np.frombuffer(buf, np.int16).copy()
         return seg

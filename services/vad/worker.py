@@ -47,6 +47,7 @@ from shared.worker import Read, StreamWorker
 log = logging.getLogger(__name__)
 STATE_TTL_S = partials.STATE_TTL_S
 IDLE_CHECKPOINT_S = 1.0
+JOINS_TTL_S = 120  # a verdict is read by the final's transcriber within seconds
 ORPHAN_SWEEP_S = 60.0  # how often spools left by a dead worker are looked for
 
 
@@ -190,8 +191,13 @@ class VadWorker(StreamWorker[VadSettings]):
         state.last_audio = time.monotonic()
         utts = state.segmenter.push(pcm, state.vad.push(pcm.astype(np.float32) / 32768.0))
         state.last_id = last_id
-        if utts or (
-            state.segmenter.utt_start is None and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
+        if (
+            utts
+            or state.segmenter.joins
+            or (
+                state.segmenter.utt_start is None
+                and time.monotonic() - state.checkpointed > IDLE_CHECKPOINT_S
+            )
         ):
             await self.emit(state, utts)
         await partials.maybe_early(self.r, self.settings, state)
@@ -214,6 +220,11 @@ class VadWorker(StreamWorker[VadSettings]):
             for utt in utts:
                 for piece in voicelock.utterance_pieces(state, utt):
                     self.write_final(pipe, state, piece, utt)
+            if joins := state.segmenter.take_joins():
+                # the segment of each one's last piece (the voice lock may have cut it into several)
+                went_on = {str(state.index(i + 1) - 1): int(on) for i, on in joins}
+                pipe.hset(keys.joins(state.sid), mapping=went_on)
+                pipe.expire(keys.joins(state.sid), JOINS_TTL_S)
             if done:
                 n = state.index(state.segmenter.next_index)
                 stage(
@@ -255,6 +266,7 @@ class VadWorker(StreamWorker[VadSettings]):
                 job.speech_start = round(utt.speech_start / SAMPLE_RATE, 3)
             if utt.speech_end is not None and start < utt.speech_end <= end:
                 job.speech_end = round(utt.speech_end / SAMPLE_RATE, 3)
+            job.continues = utt.continues and end == utt.end
             stage(pipe, self.settings.segments_stream, job, self.settings.stream_maxlen)
         pipe.hset(self.settings.partials_key(state.sid), str(seg), "final")
         pipe.expire(self.settings.partials_key(state.sid), STATE_TTL_S)
